@@ -1,0 +1,1 @@
+//! Per-bottle CA and leaf issuance.

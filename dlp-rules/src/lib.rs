@@ -1,0 +1,1 @@
+//! DLP rule packs and engine.

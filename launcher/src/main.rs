@@ -1,0 +1,2 @@
+//! claude-bottle CLI.
+fn main() {}

@@ -1,0 +1,1 @@
+//! egress-proxy library.

@@ -1,0 +1,2 @@
+//! egress-proxy CLI.
+fn main() {}
