@@ -82,7 +82,7 @@ impl CertificateAuthority {
             ));
         }
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let now = OffsetDateTime::now_utc();
+        let now = now_whole_seconds();
         let id = random_serial();
         let id_hex: String = id.iter().take(8).map(|b| format!("{b:02x}")).collect();
         let subject = format!("claude-bottle CA {id_hex}");
@@ -252,6 +252,12 @@ impl CertificateAuthority {
     pub fn subject(&self) -> &str {
         &self.subject
     }
+}
+
+/// Certificates carry whole seconds; keep our own record (`not_after`) equal to what is encoded.
+pub(crate) fn now_whole_seconds() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
 }
 
 fn check_is_signing_ca(x509: &X509Certificate<'_>) -> Result<(), CertError> {

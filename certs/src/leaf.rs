@@ -10,9 +10,8 @@ use rcgen::{
 };
 use rustls::sign::SigningKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use time::OffsetDateTime;
 
-use crate::ca::{CertificateAuthority, BACKDATE};
+use crate::ca::{now_whole_seconds, CertificateAuthority, BACKDATE};
 use crate::error::CertError;
 use crate::serial::random_serial;
 
@@ -100,7 +99,7 @@ impl CertificateAuthority {
     /// only asking for hosts its policy allows: this function signs whatever it is given.
     pub fn issue_leaf(&self, host: &str, key: &LeafKey) -> Result<IssuedLeaf, CertError> {
         let host = normalize_host(host)?;
-        let now = OffsetDateTime::now_utc();
+        let now = now_whole_seconds();
         if now >= self.not_after {
             return Err(CertError::CaExpired);
         }
