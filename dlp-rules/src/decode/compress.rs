@@ -1,0 +1,217 @@
+//! Request `Content-Encoding` (gzip, deflate, br, zstd, and chains of them) decoded as a stream.
+//! Input is pushed in small slices and output drained after each, so memory stays bounded; a body
+//! that inflates past the size or ratio limit is refused (an error), never passed unscanned.
+
+use std::io::Write;
+
+use flate2::write::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
+
+use crate::error::DlpError;
+
+/// Input slice fed to a decoder at a time; with deflate's 1032:1 maximum this bounds one burst
+/// of output to about 4 MiB.
+const SLICE: usize = 4096;
+/// Output one slice may produce before it counts as a bomb on its own.
+const SLICE_OUTPUT_CAP: usize = 8 << 20;
+/// zstd window cap (2^23 = 8 MiB): larger windows are refused rather than allocated.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Decompression limits. A body is refused when its decoded size exceeds `max_output`, or exceeds
+/// both `ratio_floor` and `max_ratio` times the compressed bytes seen so far.
+#[derive(Debug, Clone, Copy)]
+pub struct DecompressLimits {
+    pub max_output: u64,
+    pub max_ratio: u64,
+    pub ratio_floor: u64,
+}
+
+impl Default for DecompressLimits {
+    fn default() -> Self {
+        DecompressLimits { max_output: 256 << 20, max_ratio: 100, ratio_floor: 4 << 20 }
+    }
+}
+
+/// A `Write` sink that refuses to grow past a cap, so a decoder cannot balloon memory inside one
+/// `write` call.
+#[derive(Debug, Default)]
+struct Sink {
+    buf: Vec<u8>,
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > SLICE_OUTPUT_CAP {
+            return Err(std::io::Error::other("decompressed burst over cap"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Stage {
+    Gzip(MultiGzDecoder<Sink>),
+    /// HTTP "deflate" is zlib-wrapped by the RFC, raw by some clients: sniffed from 2 bytes.
+    DeflateSniff(Vec<u8>),
+    Zlib(ZlibDecoder<Sink>),
+    Deflate(DeflateDecoder<Sink>),
+    Brotli(Box<brotli::DecompressorWriter<Sink>>),
+    Zstd(zstd::stream::write::Decoder<'static, Sink>),
+}
+
+impl Stage {
+    fn name(&self) -> &'static str {
+        match self {
+            Stage::Gzip(_) => "gzip",
+            Stage::DeflateSniff(_) | Stage::Zlib(_) | Stage::Deflate(_) => "deflate",
+            Stage::Brotli(_) => "br",
+            Stage::Zstd(_) => "zstd",
+        }
+    }
+
+    fn new(coding: &str) -> Result<Option<Stage>, DlpError> {
+        Ok(Some(match coding {
+            "identity" | "" => return Ok(None),
+            "gzip" | "x-gzip" => Stage::Gzip(MultiGzDecoder::new(Sink::default())),
+            "deflate" => Stage::DeflateSniff(Vec::new()),
+            "br" => Stage::Brotli(Box::new(brotli::DecompressorWriter::new(Sink::default(), 4096))),
+            "zstd" => {
+                let mut d = zstd::stream::write::Decoder::new(Sink::default())?;
+                d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                Stage::Zstd(d)
+            }
+            other => return Err(DlpError::UnsupportedEncoding(other.to_string())),
+        }))
+    }
+
+    /// Writes `input`, returns what came out.
+    fn push(&mut self, input: &[u8]) -> std::io::Result<Vec<u8>> {
+        if let Stage::DeflateSniff(head) = self {
+            head.extend_from_slice(input);
+            if head.len() < 2 {
+                return Ok(Vec::new());
+            }
+            let head = std::mem::take(head);
+            let (cmf, flg) = (head[0], head[1]);
+            let zlib = cmf & 0x0F == 8 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0;
+            *self = if zlib { Stage::Zlib(ZlibDecoder::new(Sink::default())) } else { Stage::Deflate(DeflateDecoder::new(Sink::default())) };
+            return self.push(&head);
+        }
+        match self {
+            Stage::Gzip(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Zlib(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Deflate(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Brotli(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Zstd(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::DeflateSniff(_) => Ok(Vec::new()),
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Stage::Gzip(d) => { d.try_finish()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Zlib(d) => { d.try_finish()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Deflate(d) => { d.try_finish()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Brotli(d) => { d.close()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Zstd(d) => { d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::DeflateSniff(head) if head.is_empty() => Ok(Vec::new()),
+            Stage::DeflateSniff(_) => Err(std::io::Error::other("truncated deflate stream")),
+        }
+    }
+}
+
+/// A chain of decoders for one body. `Content-Encoding: a, b` means b was applied last, so it
+/// is undone first.
+pub(crate) struct Decompressor {
+    stages: Vec<Stage>,
+    limits: DecompressLimits,
+    total_in: u64,
+    total_out: u64,
+}
+
+impl std::fmt::Debug for Decompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.stages.iter().map(Stage::name).collect();
+        f.debug_struct("Decompressor").field("stages", &names).field("total_in", &self.total_in).finish()
+    }
+}
+
+impl Decompressor {
+    /// `None` when the header names no (or only identity) coding.
+    pub fn new(content_encoding: &str, limits: DecompressLimits) -> Result<Option<Decompressor>, DlpError> {
+        let mut stages = Vec::new();
+        for coding in content_encoding.split(',').rev() {
+            if let Some(s) = Stage::new(&coding.trim().to_ascii_lowercase())? {
+                stages.push(s);
+            }
+        }
+        if stages.len() > 3 {
+            return Err(DlpError::UnsupportedEncoding("more than 3 stacked codings".into()));
+        }
+        Ok((!stages.is_empty()).then_some(Decompressor { stages, limits, total_in: 0, total_out: 0 }))
+    }
+
+    /// The coding names, outermost last (as in the header).
+    pub fn label(&self) -> String {
+        let names: Vec<&str> = self.stages.iter().rev().map(Stage::name).collect();
+        names.join(",")
+    }
+
+    /// Feeds compressed bytes; `out` receives decoded bytes in bounded pieces.
+    pub fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>) -> Result<(), DlpError> {
+        for slice in input.chunks(SLICE) {
+            self.total_in += slice.len() as u64;
+            let produced = self.run_stages(slice, false)?;
+            self.emit(&produced, out)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>) -> Result<(), DlpError> {
+        let produced = self.run_stages(&[], true)?;
+        self.emit(&produced, out)
+    }
+
+    fn run_stages(&mut self, input: &[u8], finish: bool) -> Result<Vec<u8>, DlpError> {
+        let mut data = input.to_vec();
+        for stage in &mut self.stages {
+            let name = stage.name();
+            let map = |e: std::io::Error| {
+                if e.to_string().contains("over cap") {
+                    DlpError::DecompressionLimit("output burst over cap")
+                } else {
+                    DlpError::Decode { encoding: name, msg: e.to_string() }
+                }
+            };
+            let mut next = Vec::new();
+            for piece in data.chunks(SLICE) {
+                next.extend_from_slice(&stage.push(piece).map_err(map)?);
+                if next.len() > SLICE_OUTPUT_CAP {
+                    return Err(DlpError::DecompressionLimit("output burst over cap"));
+                }
+            }
+            if finish {
+                next.extend_from_slice(&stage.finish().map_err(map)?);
+            }
+            data = next;
+        }
+        Ok(data)
+    }
+
+    fn emit(&mut self, produced: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>) -> Result<(), DlpError> {
+        self.total_out += produced.len() as u64;
+        let l = self.limits;
+        if self.total_out > l.max_output {
+            return Err(DlpError::DecompressionLimit("decoded body over size limit"));
+        }
+        if self.total_out > l.ratio_floor && self.total_out > l.max_ratio.saturating_mul(self.total_in.max(1)) {
+            return Err(DlpError::DecompressionLimit("compression ratio over limit"));
+        }
+        if produced.is_empty() {
+            return Ok(());
+        }
+        out(produced)
+    }
+}

@@ -1,0 +1,214 @@
+//! The compiled engine: rules, known secrets and the prefilter over both. Built once, shared
+//! behind an `Arc` by every connection (it is `Send + Sync`; per-scan state lives in scanners).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::DlpError;
+use crate::finding::{Finding, Location};
+use crate::known::{self, KnownSecret, MIN_KNOWN_SECRET_LEN};
+use crate::prefilter::{Prefilter, Target};
+use crate::rule::{compile_packs, Rule, RuleInfo, Severity};
+use crate::scan::Hit;
+
+include!(concat!(env!("OUT_DIR"), "/packs.rs"));
+
+/// The rule packs compiled into this library, as `(name, toml)`.
+pub fn embedded_packs() -> &'static [(&'static str, &'static str)] {
+    EMBEDDED_PACKS
+}
+
+/// Worst-case growth of a secret's bytes through the escape layer that the streaming overlap is
+/// sized for (percent-encoding every byte). Longer-winded encodings (`\uXXXX` for every char) are
+/// still found whenever the whole encoded match lies in one scan segment.
+pub(crate) const EXPANSION: usize = 3;
+
+pub struct Engine {
+    pub(crate) rules: Vec<Arc<Rule>>,
+    pub(crate) keywordless: Vec<u32>,
+    pub(crate) known_ids: Vec<String>,
+    known: Vec<KnownSecret>,
+    pub(crate) prefilter: Prefilter,
+    /// Longest match any target can produce, in decoded bytes.
+    pub(crate) max_match: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("rules", &self.rules.len())
+            .field("keywordless", &self.keywordless.len())
+            .field("known_secrets", &self.known_ids)
+            .field("prefilter_patterns", &self.prefilter.pattern_count())
+            .field("prefilter_groups", &self.prefilter.group_count())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// All packs embedded at build time.
+    pub fn builtin() -> Result<Engine, DlpError> {
+        Engine::from_packs(EMBEDDED_PACKS)
+    }
+
+    /// Embedded packs plus every `*.toml` in `dir` (read now; ids must stay unique).
+    pub fn builtin_and_dir(dir: &Path) -> Result<Engine, DlpError> {
+        let extra = read_pack_dir(dir)?;
+        let mut all: Vec<(&str, &str)> = EMBEDDED_PACKS.to_vec();
+        all.extend(extra.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+        Engine::from_packs(&all)
+    }
+
+    /// Compiles `(name, toml)` packs.
+    pub fn from_packs(sources: &[(&str, &str)]) -> Result<Engine, DlpError> {
+        let rules = compile_packs(sources)?;
+        if rules.is_empty() {
+            return Err(DlpError::NoRules);
+        }
+        Engine::assemble(rules.into_iter().map(Arc::new).collect(), Vec::new())
+    }
+
+    /// Adds exact-match secrets (the credentials the proxy injects). Values shorter than
+    /// `MIN_KNOWN_SECRET_LEN` bytes are skipped: they would match ordinary text.
+    pub fn with_known_secrets(self, secrets: Vec<KnownSecret>) -> Result<Engine, DlpError> {
+        let mut known = self.known;
+        known.extend(secrets);
+        Engine::assemble(self.rules, known)
+    }
+
+    /// A copy without the named rules (per-rule `off` overrides, per-host exemptions).
+    pub fn without_rules(&self, ids: &[&str]) -> Result<Engine, DlpError> {
+        for id in ids {
+            if !self.rules.iter().any(|r| r.info.id == *id) {
+                return Err(DlpError::Rule { rule: (*id).to_string(), msg: "unknown rule id".into() });
+            }
+        }
+        let rules = self.rules.iter().filter(|r| !ids.contains(&r.info.id.as_str())).cloned().collect();
+        Engine::assemble(rules, self.known.clone())
+    }
+
+    fn assemble(rules: Vec<Arc<Rule>>, known: Vec<KnownSecret>) -> Result<Engine, DlpError> {
+        let mut literals = Vec::new();
+        let mut keywordless = Vec::new();
+        let mut max_match = 0;
+        for (i, r) in rules.iter().enumerate() {
+            let i = u32::try_from(i).map_err(|_| DlpError::NoRules)?;
+            if r.literals.is_empty() {
+                keywordless.push(i);
+            }
+            literals.extend(r.literals.iter().map(|l| (l.as_bytes().to_vec(), Target::Rule(i))));
+            max_match = max_match.max(r.max_len);
+        }
+        let known: Vec<KnownSecret> = known
+            .into_iter()
+            .filter(|k| secrecy::ExposeSecret::expose_secret(&k.value).len() >= MIN_KNOWN_SECRET_LEN)
+            .collect();
+        for (i, k) in known.iter().enumerate() {
+            let i = u32::try_from(i).map_err(|_| DlpError::NoRules)?;
+            for lit in known::encodings(k) {
+                max_match = max_match.max(lit.len());
+                literals.push((lit, Target::Known(i)));
+            }
+        }
+        let prefilter = Prefilter::build(literals)?;
+        let known_ids = known.iter().map(|k| k.id.clone()).collect();
+        Ok(Engine { rules, keywordless, known_ids, known, prefilter, max_match })
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &RuleInfo> {
+        self.rules.iter().map(|r| &r.info)
+    }
+
+    /// Ids of rules that have no keyword and so run over every byte (kept few; see docs/DLP.md).
+    pub fn keywordless_rules(&self) -> impl Iterator<Item = &str> {
+        self.keywordless.iter().map(|&i| self.rules[i as usize].info.id.as_str())
+    }
+
+    /// Number of literal patterns and Teddy groups in the prefilter.
+    pub fn prefilter_shape(&self) -> (usize, usize) {
+        (self.prefilter.pattern_count(), self.prefilter.group_count())
+    }
+
+    /// Scans a request target (path and query, or an absolute URL with userinfo). Query `+`
+    /// counts as a space.
+    pub fn scan_url(&self, url: &str) -> Vec<Finding> {
+        self.scan_bytes(url.as_bytes(), true, Location::Url)
+    }
+
+    /// Scans one header as `name: value`, so context rules (`x-api-key: ...`) see the name.
+    /// `Basic` credentials are also decoded and scanned, since they are too short for the
+    /// generic base64 layer.
+    pub fn scan_header(&self, name: &str, value: &[u8]) -> Vec<Finding> {
+        let loc = Location::Header { name: name.to_ascii_lowercase() };
+        let mut line = Vec::with_capacity(name.len() + 2 + value.len());
+        line.extend_from_slice(name.as_bytes());
+        line.extend_from_slice(b": ");
+        line.extend_from_slice(value);
+        let mut findings = self.scan_bytes(&line, false, loc.clone());
+        if let Some(decoded) = basic_credentials(value) {
+            let offset = (name.len() + 2 + 6) as u64;
+            for mut f in self.scan_bytes(&decoded, false, loc.clone()) {
+                f.offset = offset;
+                f.length = value.len().saturating_sub(6);
+                f.encoding = if f.encoding.is_empty() { "basic".into() } else { format!("basic+{}", f.encoding) };
+                if !findings.iter().any(|g| g.rule_id == f.rule_id) {
+                    findings.push(f);
+                }
+            }
+        }
+        findings
+    }
+
+    /// One-shot scan of a complete, bounded input (URL, header, WebSocket text already whole).
+    pub fn scan_bytes(&self, data: &[u8], form: bool, location: Location) -> Vec<Finding> {
+        let mut hits = Vec::new();
+        self.scan_view(data, form, &mut hits);
+        hits.into_iter().map(|h| self.finding(h, &location, 0, "")).collect()
+    }
+
+    pub(crate) fn finding(&self, h: Hit, location: &Location, base: u64, outer: &str) -> Finding {
+        let (rule_id, severity) = match h.target {
+            Target::Rule(r) => {
+                let info = &self.rules[r as usize].info;
+                (info.id.clone(), info.severity)
+            }
+            Target::Known(k) => (format!("known-secret:{}", self.known_ids[k as usize]), Severity::Critical),
+        };
+        let encoding = match (outer.is_empty(), h.encoding.is_empty()) {
+            (true, _) => h.encoding,
+            (false, true) => outer.to_string(),
+            (false, false) => format!("{outer}+{}", h.encoding),
+        };
+        Finding {
+            rule_id,
+            location: location.clone(),
+            offset: base + h.start as u64,
+            length: h.end - h.start,
+            preview: h.preview,
+            severity,
+            encoding,
+            validated: h.validated,
+        }
+    }
+}
+
+fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let v = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
+    base64::engine::general_purpose::STANDARD.decode(v.trim_ascii()).ok()
+}
+
+/// Reads every `*.toml` in `dir` as `(file stem, text)`, sorted by name.
+pub fn read_pack_dir(dir: &Path) -> Result<Vec<(String, String)>, DlpError> {
+    let mut packs = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("pack").to_string();
+        packs.push((name, std::fs::read_to_string(&path)?));
+    }
+    packs.sort();
+    Ok(packs)
+}

@@ -1,0 +1,185 @@
+//! Rule packs: the TOML contract, and rules compiled from it.
+
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DlpError;
+use crate::validate::Validator;
+
+/// Bytes scanned either side of a keyword hit unless the rule says otherwise.
+pub const DEFAULT_WINDOW: usize = 256;
+/// Upper bound on a rule's window: it sets the streaming overlap, hence memory and re-scan cost.
+pub const MAX_WINDOW: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// One `[[rule]]` table, exactly as written in a pack.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: String,
+    pub description: String,
+    pub regex: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    pub secret_group: Option<usize>,
+    pub entropy: Option<f64>,
+    pub validator: Option<String>,
+    pub severity: Severity,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub negatives: Vec<String>,
+    pub window: Option<usize>,
+    #[serde(default)]
+    pub case_insensitive_keywords: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackFile {
+    #[serde(default)]
+    pub rule: Vec<RuleSpec>,
+}
+
+/// Public description of a loaded rule (no regex internals).
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub description: String,
+    pub pack: String,
+    pub severity: Severity,
+    pub keywords: Vec<String>,
+    pub validator: Option<String>,
+    pub examples: Vec<String>,
+    pub negatives: Vec<String>,
+}
+
+/// A rule ready to confirm keyword hits.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub info: RuleInfo,
+    pub regex: Regex,
+    pub secret_group: Option<usize>,
+    pub entropy: Option<f64>,
+    pub validator: Validator,
+    pub window: usize,
+    /// Literal patterns fed to the prefilter (case variants already expanded).
+    pub literals: Vec<String>,
+    /// Longest match accepted: a match longer than this could not be seen whole by the streaming
+    /// scanner, so it is dropped everywhere to keep one-shot and streaming results identical.
+    pub max_len: usize,
+}
+
+impl Rule {
+    pub fn compile(pack: &str, spec: RuleSpec) -> Result<Rule, DlpError> {
+        let err = |msg: String| DlpError::Rule { rule: spec.id.clone(), msg };
+        if spec.id.is_empty() || !spec.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(err("id must be non-empty kebab-case".into()));
+        }
+        // Same dialect as `regex::bytes::Regex`: patterns may match arbitrary bytes.
+        let regex = Regex::builder()
+            .syntax(syntax::Config::new().utf8(false))
+            .configure(Regex::config().utf8_empty(false))
+            .build(&spec.regex)
+            .map_err(|e| err(format!("regex does not compile: {e}")))?;
+        let groups = regex.group_info().group_len(regex_automata::PatternID::ZERO);
+        if let Some(g) = spec.secret_group {
+            if g >= groups {
+                return Err(err(format!("secret_group {g} but the regex has {} groups", groups.saturating_sub(1))));
+            }
+        }
+        let window = spec.window.unwrap_or(DEFAULT_WINDOW);
+        if window == 0 || window > MAX_WINDOW {
+            return Err(err(format!("window must be 1..={MAX_WINDOW}")));
+        }
+        if spec.keywords.iter().any(|k| k.len() < 2) {
+            return Err(err("keywords must be at least 2 bytes".into()));
+        }
+        let validator = Validator::parse(spec.validator.as_deref());
+        let mut literals = Vec::new();
+        for k in &spec.keywords {
+            if spec.case_insensitive_keywords {
+                literals.extend(case_variants(k));
+            } else {
+                literals.push(k.clone());
+            }
+        }
+        literals.sort();
+        literals.dedup();
+        let longest_kw = spec.keywords.iter().map(String::len).max().unwrap_or(0);
+        let max_len = if literals.is_empty() { window } else { 2 * window + longest_kw };
+        let info = RuleInfo {
+            id: spec.id,
+            description: spec.description,
+            pack: pack.to_string(),
+            severity: spec.severity,
+            keywords: spec.keywords,
+            validator: spec.validator,
+            examples: spec.examples,
+            negatives: spec.negatives,
+        };
+        Ok(Rule { info, regex, secret_group: spec.secret_group, entropy: spec.entropy, validator, window, literals, max_len })
+    }
+}
+
+/// Case-insensitive keywords become a handful of case-sensitive literals, because an
+/// `ascii_case_insensitive` automaton loses the SIMD searcher (30x slower, see NOTES.md).
+/// Short keywords get every casing; long ones the casings people actually write.
+pub(crate) fn case_variants(k: &str) -> Vec<String> {
+    let letters: Vec<usize> = k.char_indices().filter(|(_, c)| c.is_ascii_alphabetic()).map(|(i, _)| i).collect();
+    if letters.len() <= 4 {
+        let mut out = Vec::new();
+        for mask in 0u32..(1 << letters.len()) {
+            let mut b = k.as_bytes().to_vec();
+            for (bit, &i) in letters.iter().enumerate() {
+                b[i] = if mask & (1 << bit) != 0 { b[i].to_ascii_uppercase() } else { b[i].to_ascii_lowercase() };
+            }
+            out.push(String::from_utf8_lossy(&b).into_owned());
+        }
+        return out;
+    }
+    let lower = k.to_ascii_lowercase();
+    let upper = k.to_ascii_uppercase();
+    let mut title = lower.clone();
+    if let Some(first) = title.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    // Capitalise after separators too: `Api_Key`, `Client-Secret`, `apiKey`-style humps.
+    let mut humps = String::with_capacity(k.len());
+    let mut up = true;
+    for c in lower.chars() {
+        humps.push(if up { c.to_ascii_uppercase() } else { c });
+        up = matches!(c, '_' | '-' | ' ' | '.');
+    }
+    let mut camel = humps.clone();
+    if let Some(first) = camel.get_mut(0..1) {
+        first.make_ascii_lowercase();
+    }
+    vec![k.to_string(), lower, upper, title, humps, camel]
+}
+
+/// Parses packs into compiled rules, rejecting duplicate ids across packs.
+pub(crate) fn compile_packs(sources: &[(&str, &str)]) -> Result<Vec<Rule>, DlpError> {
+    let mut rules: Vec<Rule> = Vec::new();
+    for (name, text) in sources {
+        let file: PackFile =
+            toml::from_str(text).map_err(|e| DlpError::Pack { pack: name.to_string(), msg: e.to_string() })?;
+        for spec in file.rule {
+            let rule = Rule::compile(name, spec)?;
+            if rules.iter().any(|r| r.info.id == rule.info.id) {
+                return Err(DlpError::Rule { rule: rule.info.id.clone(), msg: "duplicate rule id".into() });
+            }
+            rules.push(rule);
+        }
+    }
+    Ok(rules)
+}
