@@ -1,0 +1,640 @@
+//! Peek parser for the first bytes of a bumped tunnel: is this a TLS ClientHello, which
+//! name (SNI) and which ALPN protocols does it carry, or do we need more bytes?
+//!
+//! Pure (no I/O) so that it can be fuzzed and property-tested. The caller re-runs it on its
+//! growing buffer after every read; every answer other than `Incomplete` depends only on the
+//! bytes already seen, so appending bytes never changes a decision already made. Non-TLS
+//! input (HTTP, SSH, an HTTP/2 preface, SSLv2) is refused from its first byte.
+//!
+//! A ClientHello split over several handshake records is reassembled (up to
+//! [`MAX_HELLO_RECORDS`] records): TLS allows it, and tools that evade SNI filters use it, so
+//! answering `NotTls` would close legitimate clients and `Incomplete` would stall them.
+//! Anything RFC 8446/6066 forbids that could make us and the real TLS stack disagree about
+//! the name (two SNI extensions, two host names, bytes after the hello) is `Malformed`.
+
+/// TLS record header: type (1), version (2), length (2).
+pub const RECORD_HEADER_LEN: usize = 5;
+/// Largest plaintext record payload TLS allows (2^14); longer records are refused.
+pub const MAX_RECORD_LEN: usize = 1 << 14;
+/// Largest ClientHello body we accept. Real ones, post-quantum key shares included, are a
+/// few KiB; the limit keeps the total under the proxy's 64 KiB peek buffer.
+pub const MAX_HELLO_LEN: usize = 32 * 1024;
+/// Most records a ClientHello may be split over.
+pub const MAX_HELLO_RECORDS: usize = 64;
+/// Most ALPN protocols accepted in one ClientHello (real clients send 1 to 3).
+pub const MAX_ALPN_PROTOCOLS: usize = 32;
+/// Longest SNI host name (a DNS name is at most 253 bytes, 254 with the root dot).
+pub const MAX_SNI_LEN: usize = 255;
+
+const CONTENT_HANDSHAKE: u8 = 22;
+const HANDSHAKE_CLIENT_HELLO: u8 = 1;
+const HANDSHAKE_HEADER_LEN: usize = 4;
+const EXT_SERVER_NAME: u16 = 0;
+const EXT_ALPN: u16 = 16;
+const SNI_HOST_NAME: u8 = 0;
+
+/// What the proxy needs from a ClientHello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHelloInfo {
+    /// The `host_name` from the server_name extension, exactly as sent (not lowercased).
+    pub sni: Option<String>,
+    /// ALPN protocol names in the client's order; empty if the extension is absent.
+    pub alpn: Vec<Vec<u8>>,
+    /// Bytes of `buf` taken by the record(s) holding the ClientHello; anything after
+    /// belongs to the next record.
+    pub record_len: usize,
+}
+
+/// Why `buf` is not (yet) a ClientHello.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A valid prefix; read more. `needed_hint` is the total `buf` length required before
+    /// the parser can make progress, when known.
+    #[error("incomplete ClientHello")]
+    Incomplete {
+        /// Minimum total buffer length for the next step, if known.
+        needed_hint: Option<usize>,
+    },
+    /// The bytes are not a TLS handshake at all (another protocol).
+    #[error("not a TLS handshake")]
+    NotTls,
+    /// TLS-looking but invalid, or outside our bounds.
+    #[error("malformed ClientHello: {0}")]
+    Malformed(&'static str),
+}
+
+fn incomplete(needed: usize) -> ParseError {
+    ParseError::Incomplete {
+        needed_hint: Some(needed),
+    }
+}
+
+/// Decide whether `buf` starts with a complete TLS ClientHello.
+pub fn parse_client_hello(buf: &[u8]) -> Result<ClientHelloInfo, ParseError> {
+    let mut pos = 0;
+    let mut fragments: Vec<&[u8]> = Vec::new();
+    let mut header = [0u8; HANDSHAKE_HEADER_LEN];
+    let mut gathered = 0;
+    loop {
+        if fragments.len() >= MAX_HELLO_RECORDS {
+            return Err(ParseError::Malformed(
+                "ClientHello split over too many records",
+            ));
+        }
+        let rest = buf.get(pos..).unwrap_or_default();
+        let rec_len = record_header(rest, pos == 0).map_err(|e| match e {
+            ParseError::Incomplete { .. } => incomplete(pos + RECORD_HEADER_LEN),
+            other => other,
+        })?;
+        let body_start = pos + RECORD_HEADER_LEN;
+        let body_end = body_start + rec_len;
+        let avail = buf
+            .get(body_start..body_end.min(buf.len()))
+            .unwrap_or_default();
+
+        // The handshake header may itself be split; check what we have of it already so a
+        // non-ClientHello is refused without waiting for the whole record.
+        for (slot, byte) in header.iter_mut().skip(gathered).zip(avail) {
+            *slot = *byte;
+        }
+        let seen = gathered + avail.len();
+        check_handshake_header(&header[..seen.min(HANDSHAKE_HEADER_LEN)])?;
+        if avail.len() < rec_len {
+            return Err(incomplete(body_end));
+        }
+        fragments.push(avail);
+        gathered = seen;
+        pos = body_end;
+
+        if gathered < HANDSHAKE_HEADER_LEN {
+            continue;
+        }
+        let msg_len = HANDSHAKE_HEADER_LEN + u24(&header[1..]);
+        if gathered < msg_len {
+            continue;
+        }
+        if gathered > msg_len {
+            return Err(ParseError::Malformed(
+                "data after the ClientHello in its record",
+            ));
+        }
+        let (sni, alpn) = if let [single] = fragments.as_slice() {
+            parse_hello_body(single.get(HANDSHAKE_HEADER_LEN..).unwrap_or_default())?
+        } else {
+            let whole = fragments.concat();
+            parse_hello_body(whole.get(HANDSHAKE_HEADER_LEN..).unwrap_or_default())?
+        };
+        return Ok(ClientHelloInfo {
+            sni,
+            alpn,
+            record_len: pos,
+        });
+    }
+}
+
+/// Validates as much of a record header as `rest` holds; returns the payload length.
+fn record_header(rest: &[u8], first: bool) -> Result<usize, ParseError> {
+    // Outside the first record the connection is already known to be TLS.
+    let reject = if first {
+        ParseError::NotTls
+    } else {
+        ParseError::Malformed("ClientHello interrupted by a non-handshake record")
+    };
+    match rest {
+        [] => return Err(incomplete(RECORD_HEADER_LEN)),
+        [t, ..] if *t != CONTENT_HANDSHAKE => return Err(reject),
+        [_, major, ..] if *major != 3 => return Err(reject),
+        // Record-layer minor 0 (SSL 3.0 framing) is allowed by RFC 5246 E.1 for compatibility.
+        [_, _, minor, ..] if *minor > 4 => return Err(reject),
+        _ => {}
+    }
+    let [_, _, _, hi, lo, ..] = rest else {
+        return Err(incomplete(RECORD_HEADER_LEN));
+    };
+    let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+    if len == 0 {
+        return Err(ParseError::Malformed("empty handshake record"));
+    }
+    if len > MAX_RECORD_LEN {
+        return Err(ParseError::Malformed("record longer than 2^14 bytes"));
+    }
+    Ok(len)
+}
+
+fn check_handshake_header(header: &[u8]) -> Result<(), ParseError> {
+    if let Some(&kind) = header.first() {
+        if kind != HANDSHAKE_CLIENT_HELLO {
+            return Err(ParseError::Malformed(
+                "first handshake message is not a ClientHello",
+            ));
+        }
+    }
+    if let Some(len) = header.get(1..HANDSHAKE_HEADER_LEN) {
+        if u24(len) > MAX_HELLO_LEN {
+            return Err(ParseError::Malformed(
+                "ClientHello longer than MAX_HELLO_LEN",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn u24(b: &[u8]) -> usize {
+    b.iter()
+        .take(3)
+        .fold(0, |acc, &x| (acc << 8) | usize::from(x))
+}
+
+type HelloFields = (Option<String>, Vec<Vec<u8>>);
+
+fn parse_hello_body(body: &[u8]) -> Result<HelloFields, ParseError> {
+    let mut r = Reader(body);
+    let version = r.u16("legacy_version")?;
+    if !(0x0301..=0x0304).contains(&version) {
+        return Err(ParseError::Malformed("unsupported ClientHello version"));
+    }
+    r.take(32, "random")?;
+    if r.vec_u8("session_id")?.len() > 32 {
+        return Err(ParseError::Malformed("session_id longer than 32 bytes"));
+    }
+    let suites = r.vec_u16("cipher_suites")?;
+    if suites.is_empty() || suites.len() % 2 != 0 {
+        return Err(ParseError::Malformed("bad cipher_suites length"));
+    }
+    if r.vec_u8("compression_methods")?.is_empty() {
+        return Err(ParseError::Malformed("no compression methods"));
+    }
+    if r.is_empty() {
+        return Ok((None, Vec::new())); // TLS 1.2 without extensions
+    }
+    let mut exts = Reader(r.vec_u16("extensions")?);
+    if !r.is_empty() {
+        return Err(ParseError::Malformed("bytes after the extensions"));
+    }
+
+    let mut types = Vec::new();
+    let (mut sni, mut alpn) = (None, Vec::new());
+    while !exts.is_empty() {
+        let kind = exts.u16("extension type")?;
+        let data = exts.vec_u16("extension data")?;
+        types.push(kind);
+        match kind {
+            EXT_SERVER_NAME => sni = parse_sni(data)?,
+            EXT_ALPN => alpn = parse_alpn(data)?,
+            _ => {}
+        }
+    }
+    // A second server_name or ALPN extension could make us and the TLS stack read different
+    // values; RFC 8446 forbids duplicates of any type.
+    types.sort_unstable();
+    if types.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ParseError::Malformed("duplicate extension"));
+    }
+    Ok((sni, alpn))
+}
+
+fn parse_sni(data: &[u8]) -> Result<Option<String>, ParseError> {
+    let mut outer = Reader(data);
+    let mut list = Reader(outer.vec_u16("server_name_list")?);
+    if !outer.is_empty() || list.is_empty() {
+        return Err(ParseError::Malformed("bad server_name extension"));
+    }
+    let mut host = None;
+    while !list.is_empty() {
+        let kind = list.u8("server name type")?;
+        let name = list.vec_u16("server name")?;
+        if kind != SNI_HOST_NAME {
+            continue;
+        }
+        if host.is_some() {
+            return Err(ParseError::Malformed("more than one host_name in SNI"));
+        }
+        let valid = !name.is_empty()
+            && name.len() <= MAX_SNI_LEN
+            && name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !valid {
+            return Err(ParseError::Malformed("SNI is not a DNS host name"));
+        }
+        // Only ASCII bytes passed the check above, so this conversion cannot fail.
+        host = Some(String::from_utf8_lossy(name).into_owned());
+    }
+    Ok(host)
+}
+
+fn parse_alpn(data: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
+    let mut outer = Reader(data);
+    let mut list = Reader(outer.vec_u16("ALPN list")?);
+    if !outer.is_empty() || list.is_empty() {
+        return Err(ParseError::Malformed("bad ALPN extension"));
+    }
+    let mut protocols = Vec::new();
+    while !list.is_empty() {
+        let name = list.vec_u8("ALPN protocol")?;
+        if name.is_empty() {
+            return Err(ParseError::Malformed("empty ALPN protocol name"));
+        }
+        if protocols.len() == MAX_ALPN_PROTOCOLS {
+            return Err(ParseError::Malformed("too many ALPN protocols"));
+        }
+        protocols.push(name.to_vec());
+    }
+    Ok(protocols)
+}
+
+/// Cursor over a complete handshake message: running out of bytes here means the message
+/// lied about its lengths, so it is `Malformed`, never `Incomplete`.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ParseError> {
+        if self.0.len() < n {
+            return Err(ParseError::Malformed(what));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, ParseError> {
+        match *self.take(1, what)? {
+            [b] => Ok(b),
+            _ => Err(ParseError::Malformed(what)),
+        }
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, ParseError> {
+        match *self.take(2, what)? {
+            [hi, lo] => Ok(u16::from_be_bytes([hi, lo])),
+            _ => Err(ParseError::Malformed(what)),
+        }
+    }
+
+    fn vec_u8(&mut self, what: &'static str) -> Result<&'a [u8], ParseError> {
+        let n = usize::from(self.u8(what)?);
+        self.take(n, what)
+    }
+
+    fn vec_u16(&mut self, what: &'static str) -> Result<&'a [u8], ParseError> {
+        let n = usize::from(self.u16(what)?);
+        self.take(n, what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// The bytes a real rustls client sends first.
+    fn real_hello(server: &str, alpn: &[&[u8]], tls12_only: bool) -> Vec<u8> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider);
+        let builder = if tls12_only {
+            builder.with_protocol_versions(&[&rustls::version::TLS12])
+        } else {
+            builder.with_safe_default_protocol_versions()
+        };
+        let mut config = builder
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let name = rustls::pki_types::ServerName::try_from(server.to_owned()).unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut out = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut out).unwrap();
+        }
+        out
+    }
+
+    fn example() -> Vec<u8> {
+        real_hello("example.com", &[b"h2", b"http/1.1"], false)
+    }
+
+    /// Re-frame the handshake message of a single-record hello into records of `sizes`
+    /// (the last size repeats until the message is used up); returns bytes and record count.
+    fn refragment(hello: &[u8], sizes: &[usize]) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        let mut rest = &hello[RECORD_HEADER_LEN..];
+        let mut records = 0;
+        while !rest.is_empty() {
+            let n = sizes[records.min(sizes.len() - 1)].min(rest.len());
+            let (chunk, tail) = rest.split_at(n);
+            out.extend_from_slice(&[22, 3, 1]);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            out.extend_from_slice(chunk);
+            rest = tail;
+            records += 1;
+        }
+        (out, records)
+    }
+
+    fn assert_every_prefix_incomplete(bytes: &[u8]) {
+        for n in 0..bytes.len() {
+            match parse_client_hello(&bytes[..n]) {
+                Err(ParseError::Incomplete { needed_hint }) => {
+                    if let Some(hint) = needed_hint {
+                        assert!(hint > n && hint <= bytes.len(), "prefix {n}: hint {hint}");
+                    }
+                }
+                other => panic!("prefix of {n} bytes gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn real_rustls_hello_yields_sni_and_alpn() {
+        let hello = example();
+        let info = parse_client_hello(&hello).unwrap();
+        assert_eq!(info.sni.as_deref(), Some("example.com"));
+        assert_eq!(info.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(info.record_len, hello.len());
+    }
+
+    #[test]
+    fn tls12_only_hello_and_hello_without_alpn_or_sni() {
+        let hello = real_hello("api.example.org", &[b"http/1.1"], true);
+        let info = parse_client_hello(&hello).unwrap();
+        assert_eq!(info.sni.as_deref(), Some("api.example.org"));
+        assert_eq!(info.alpn, vec![b"http/1.1".to_vec()]);
+
+        // rustls sends no SNI for IP addresses.
+        let info = parse_client_hello(&real_hello("127.0.0.1", &[], false)).unwrap();
+        assert_eq!(info.sni, None);
+        assert!(info.alpn.is_empty());
+    }
+
+    #[test]
+    fn every_strict_prefix_is_incomplete() {
+        assert_every_prefix_incomplete(&example());
+    }
+
+    #[test]
+    fn bytes_after_the_hello_are_not_consumed() {
+        let hello = example();
+        let mut more = hello.clone();
+        more.extend_from_slice(&[23, 3, 3, 0, 5, 1, 2, 3, 4, 5]);
+        let info = parse_client_hello(&more).unwrap();
+        assert_eq!(info.record_len, hello.len());
+    }
+
+    #[test]
+    fn hello_split_over_records_is_reassembled() {
+        let hello = example();
+        let want = parse_client_hello(&hello).unwrap();
+        let cases: [&[usize]; 7] = [
+            &[1],
+            &[5],
+            &[1, 2, 1000],
+            &[3, 1000],
+            &[100],
+            &[hello.len() - 6, 1],
+            &[2],
+        ];
+        let (mut refused, mut reassembled_many) = (false, false);
+        for sizes in cases {
+            let (split, records) = refragment(&hello, sizes);
+            if records > MAX_HELLO_RECORDS {
+                refused = true;
+                assert_eq!(
+                    parse_client_hello(&split),
+                    Err(ParseError::Malformed(
+                        "ClientHello split over too many records"
+                    ))
+                );
+                continue;
+            }
+            let info = parse_client_hello(&split).unwrap();
+            assert_eq!((info.sni, info.alpn), (want.sni.clone(), want.alpn.clone()));
+            assert_eq!(info.record_len, split.len());
+            assert_every_prefix_incomplete(&split);
+            reassembled_many |= records > 10;
+        }
+        assert!(
+            refused && reassembled_many,
+            "hello of {} bytes",
+            hello.len()
+        );
+    }
+
+    #[test]
+    fn other_protocols_are_refused_from_the_first_byte() {
+        let inputs: [&[u8]; 6] = [
+            b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            &[0x80, 0x2e, 0x01, 0x00, 0x02], // SSLv2-framed ClientHello
+            &[21, 3, 3, 0, 2, 2, 40],        // a TLS alert, not a handshake
+            &[0x00, 0x00, 0x00],
+        ];
+        for input in inputs {
+            assert_eq!(
+                parse_client_hello(input),
+                Err(ParseError::NotTls),
+                "{input:?}"
+            );
+            assert_eq!(
+                parse_client_hello(&input[..1]),
+                Err(ParseError::NotTls),
+                "{input:?}"
+            );
+        }
+        assert_eq!(parse_client_hello(&[22, 2]), Err(ParseError::NotTls));
+        assert_eq!(parse_client_hello(&[22, 3, 9]), Err(ParseError::NotTls));
+    }
+
+    #[test]
+    fn bounds_and_wrong_messages_are_refused_early() {
+        // Over-long record: decided from the header alone.
+        assert!(matches!(
+            parse_client_hello(&[22, 3, 1, 0x40, 0x01]),
+            Err(ParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_client_hello(&[22, 3, 1, 0, 0]),
+            Err(ParseError::Malformed(_))
+        ));
+        // A ServerHello where a ClientHello belongs: decided from the sixth byte.
+        assert!(matches!(
+            parse_client_hello(&[22, 3, 3, 0, 80, 2]),
+            Err(ParseError::Malformed(_))
+        ));
+        // Handshake length beyond MAX_HELLO_LEN.
+        assert!(matches!(
+            parse_client_hello(&[22, 3, 1, 0, 80, 1, 0x01, 0x00, 0x00]),
+            Err(ParseError::Malformed(_))
+        ));
+        // Trailing bytes inside the hello's record.
+        let hello = example();
+        let mut padded = hello[..RECORD_HEADER_LEN].to_vec();
+        let len = u16::from_be_bytes([hello[3], hello[4]]) + 1;
+        padded[3..5].copy_from_slice(&len.to_be_bytes());
+        padded.extend_from_slice(&hello[RECORD_HEADER_LEN..]);
+        padded.push(0);
+        assert!(matches!(
+            parse_client_hello(&padded),
+            Err(ParseError::Malformed(_))
+        ));
+    }
+
+    /// Build a ClientHello record by hand with the given raw extensions block contents.
+    fn hello_with_extensions(exts: &[u8]) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(exts);
+        let mut msg = vec![1, 0];
+        msg.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&body);
+        let mut rec = vec![22, 3, 1];
+        rec.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&msg);
+        rec
+    }
+
+    fn sni_ext(names: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for (kind, name) in names {
+            list.push(*kind);
+            list.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            list.extend_from_slice(name);
+        }
+        let mut ext = vec![0, 0];
+        ext.extend_from_slice(&((list.len() + 2) as u16).to_be_bytes());
+        ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        ext.extend_from_slice(&list);
+        ext
+    }
+
+    #[test]
+    fn ambiguous_or_bad_names_are_malformed() {
+        let ok = hello_with_extensions(&sni_ext(&[(0, b"a.test")]));
+        assert_eq!(
+            parse_client_hello(&ok).unwrap().sni.as_deref(),
+            Some("a.test")
+        );
+
+        let two_exts = [sni_ext(&[(0, b"a.test")]), sni_ext(&[(0, b"b.test")])].concat();
+        let two_names = sni_ext(&[(0, b"a.test"), (0, b"b.test")]);
+        let bad_chars = sni_ext(&[(0, b"a.test\0.evil")]);
+        let empty = sni_ext(&[(0, b"")]);
+        let empty_alpn = [0, 16, 0, 3, 0, 1, 0];
+        let lying_len = [0, 16, 0, 9, 0, 1, 2, b'h', b'2'];
+        for exts in [
+            &two_exts[..],
+            &two_names,
+            &bad_chars,
+            &empty,
+            &empty_alpn,
+            &lying_len,
+        ] {
+            let hello = hello_with_extensions(exts);
+            assert!(
+                matches!(parse_client_hello(&hello), Err(ParseError::Malformed(_))),
+                "{exts:?}"
+            );
+        }
+        // Unknown name types are skipped, not mistaken for a host name.
+        let other_type = hello_with_extensions(&sni_ext(&[(7, b"x"), (0, b"c.test")]));
+        assert_eq!(
+            parse_client_hello(&other_type).unwrap().sni.as_deref(),
+            Some("c.test")
+        );
+    }
+
+    /// Whatever a prefix decides (other than `Incomplete`), the longer buffer decides too.
+    fn assert_prefix_stable(data: &[u8], cut: usize) {
+        let cut = cut.min(data.len());
+        match parse_client_hello(&data[..cut]) {
+            Err(ParseError::Incomplete { .. }) => {}
+            Ok(info) => {
+                assert!(info.record_len <= cut);
+                assert_eq!(parse_client_hello(data), Ok(info));
+            }
+            Err(e) => assert_eq!(parse_client_hello(data), Err(e)),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..4096), cut in 0usize..4096) {
+            if let Ok(info) = parse_client_hello(&data) {
+                prop_assert!(info.record_len <= data.len());
+            }
+            assert_prefix_stable(&data, cut);
+        }
+
+        #[test]
+        fn tls_shaped_bytes_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..2048), len in 0u16..0x4100, cut in 0usize..2100) {
+            let mut data = vec![22, 3, 1];
+            data.extend_from_slice(&len.to_be_bytes());
+            data.push(1);
+            data.extend_from_slice(&tail);
+            let _ = parse_client_hello(&data);
+            assert_prefix_stable(&data, cut);
+        }
+
+        #[test]
+        fn mutated_real_hellos_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+            let mut hello = example();
+            for (at, byte) in flips {
+                let i = at % hello.len();
+                hello[i] = byte;
+            }
+            if let Ok(info) = parse_client_hello(&hello) {
+                prop_assert!(info.record_len <= hello.len());
+                prop_assert!(info.alpn.len() <= MAX_ALPN_PROTOCOLS);
+            }
+            assert_prefix_stable(&hello, cut % (hello.len() + 1));
+        }
+    }
+}
