@@ -131,7 +131,12 @@ impl ProxyProcess {
         loop {
             if let Some(ready) = self.stderr_json().into_iter().find_map(ready_fields) {
                 let addr = |key: &str| -> Result<Option<SocketAddr>> {
-                    match ready.get(key).and_then(|v| v.as_str()) {
+                    // An absent listener may be logged as "" rather than omitted.
+                    match ready
+                        .get(key)
+                        .and_then(|v| v.as_str())
+                        .filter(|s| !s.is_empty())
+                    {
                         Some(s) => Ok(Some(
                             s.parse().with_context(|| format!("ready.{key} = {s:?}"))?,
                         )),

@@ -22,6 +22,10 @@ pub struct Recorded {
     pub uri: String,
     /// Path component only.
     pub path: String,
+    /// Path and query (`/v1/messages?x=1`), the same for h1 and h2.
+    pub path_and_query: String,
+    /// `:authority` (h2) or `Host` (h1), as received.
+    pub host: Option<String>,
     /// `HTTP/1.1` or `HTTP/2.0`.
     pub version: String,
     /// Headers in arrival order, names lowercased, values lossily decoded.
@@ -182,6 +186,16 @@ pub fn recorded_from_parts(parts: &Parts) -> Recorded {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
         path: parts.uri.path().to_owned(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string()),
+        host: parts.uri.authority().map(|a| a.to_string()).or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        }),
         version: format!("{:?}", parts.version),
         headers: parts
             .headers

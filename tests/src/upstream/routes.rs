@@ -90,6 +90,8 @@ pub async fn echo(parts: Parts, body: Incoming, log: &Log) -> Response<RespBody>
         "method": rec.method,
         "uri": rec.uri,
         "path": rec.path,
+        "path_and_query": rec.path_and_query,
+        "host": rec.host,
         "query": parts.uri.query(),
         "version": rec.version,
         "headers": headers,
