@@ -1,0 +1,369 @@
+//! Host normalization: one canonical form per destination.
+//!
+//! The allowlist, the SSRF guard, the certificate cache and the audit log must all agree on what a
+//! host *is*; otherwise `0x7f.1` slips past a check written for `127.0.0.1`, or `EXAMPLE.com.` past
+//! one written for `example.com`. IPv4 literals are parsed the way browsers and curl's URL parser do
+//! (WHATWG URL "IPv4 parser": decimal, hex, octal and short forms), because those are the notations
+//! an attacker can make a client send.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// DNS limits (RFC 1035): a name of at most 253 characters in labels of at most 63.
+const MAX_NAME_LEN: usize = 253;
+const MAX_LABEL_LEN: usize = 63;
+
+/// A normalized destination host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Host {
+    /// Lowercase ASCII (punycode) name without trailing dot.
+    Name(String),
+    /// An IP address; IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is stored as IPv4.
+    Ip(IpAddr),
+}
+
+/// Why a host string is not a valid host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("empty host")]
+    Empty,
+    #[error("IPv6 zone identifiers are not allowed")]
+    ZoneId,
+    #[error("invalid IPv6 address")]
+    InvalidIpv6,
+    #[error("looks like an IPv4 address but is not a valid one")]
+    InvalidIpv4,
+    #[error("invalid port")]
+    InvalidPort,
+    #[error("invalid host name: {0}")]
+    InvalidName(&'static str),
+}
+
+impl Host {
+    /// Parses and normalizes a host as it appears in a CONNECT authority, a Host header or SNI
+    /// (without port). IPv6 may be bracketed or bare.
+    pub fn parse(input: &str) -> Result<Host, HostError> {
+        if input.is_empty() {
+            return Err(HostError::Empty);
+        }
+        if let Some(inner) = input.strip_prefix('[') {
+            let inner = inner.strip_suffix(']').ok_or(HostError::InvalidIpv6)?;
+            return parse_ipv6(inner);
+        }
+        if input.contains(':') {
+            return parse_ipv6(input);
+        }
+        // UTS 46 first (as WHATWG does): it lowercases and maps full-width digits and dots, so
+        // `１２７.０.０.１` is recognised as the IPv4 literal it becomes.
+        let ascii = idna::domain_to_ascii(input)
+            .map_err(|_| HostError::InvalidName("not a valid internationalized domain name"))?;
+        let name = ascii.strip_suffix('.').unwrap_or(&ascii);
+        if name.is_empty() {
+            return Err(HostError::Empty);
+        }
+        if ends_in_number(name) {
+            return parse_ipv4(name).map(|v4| Host::Ip(IpAddr::V4(v4)));
+        }
+        validate_name(name)?;
+        Ok(Host::Name(name.to_owned()))
+    }
+
+    /// The name, if this is not an IP address.
+    pub fn as_name(&self) -> Option<&str> {
+        match self {
+            Host::Name(n) => Some(n),
+            Host::Ip(_) => None,
+        }
+    }
+
+    /// The address, if this is an IP literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Ip(ip) => Some(*ip),
+            Host::Name(_) => None,
+        }
+    }
+
+    /// `host:port` with IPv6 bracketed, as used in CONNECT lines and denial messages.
+    pub fn authority(&self, port: u16) -> String {
+        match self {
+            Host::Ip(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+            other => format!("{other}:{port}"),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// Maps `::ffff:a.b.c.d` to IPv4 so every check sees one form; other embeddings (NAT64, 6to4)
+/// stay IPv6 and are handled by the SSRF guard.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// Splits and normalizes an authority `host[:port]` (IPv6 bracketed); a missing port means
+/// `default_port`. Userinfo and empty ports are rejected.
+pub fn parse_authority(authority: &str, default_port: u16) -> Result<(Host, u16), HostError> {
+    let (host, port) = if authority.starts_with('[') {
+        let close = authority.find(']').ok_or(HostError::InvalidIpv6)?;
+        let (h, rest) = authority.split_at(close + 1);
+        match rest.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if rest.is_empty() => (h, None),
+            None => return Err(HostError::InvalidIpv6),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse().map_err(|_| HostError::InvalidPort)?
+        }
+        Some(_) => return Err(HostError::InvalidPort),
+    };
+    if port == 0 {
+        return Err(HostError::InvalidPort);
+    }
+    Ok((Host::parse(host)?, port))
+}
+
+fn parse_ipv6(s: &str) -> Result<Host, HostError> {
+    if s.contains('%') {
+        return Err(HostError::ZoneId);
+    }
+    let v6: Ipv6Addr = s.parse().map_err(|_| HostError::InvalidIpv6)?;
+    Ok(Host::Ip(canonical_ip(IpAddr::V6(v6))))
+}
+
+fn validate_name(name: &str) -> Result<(), HostError> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(HostError::InvalidName("longer than 253 characters"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(HostError::InvalidName("empty label"));
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return Err(HostError::InvalidName("label longer than 63 characters"));
+        }
+        // Underscores are not valid in host names but are common in container and service names
+        // (Docker Compose `project_service_1`), so they are accepted.
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(HostError::InvalidName(
+                "only letters, digits, '-' and '_' are allowed in labels",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(HostError::InvalidName("label starts or ends with '-'"));
+        }
+    }
+    Ok(())
+}
+
+/// WHATWG "ends in a number": the last label is all digits or parses as an IPv4 number.
+fn ends_in_number(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if last.is_empty() {
+        return false;
+    }
+    last.bytes().all(|b| b.is_ascii_digit()) || parse_ipv4_number(last).is_some()
+}
+
+/// One IPv4 part: `0x`/`0X` prefix → hex, leading `0` → octal, else decimal. `None` if invalid.
+fn parse_ipv4_number(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) = if let Some(h) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        (h, 16)
+    } else if part.len() > 1 && part.starts_with('0') {
+        (&part[1..], 8)
+    } else {
+        (part, 10)
+    };
+    if digits.is_empty() {
+        return Some(0);
+    }
+    if !digits.bytes().all(|b| (b as char).is_digit(radix)) {
+        return None;
+    }
+    // Longer than any valid address: treat as a number that is too large (invalid IPv4).
+    u64::from_str_radix(digits, radix).ok().or(Some(u64::MAX))
+}
+
+/// WHATWG IPv4 parser: 1 to 4 parts, all but the last ≤ 255, the last filling the remaining bytes.
+fn parse_ipv4(name: &str) -> Result<Ipv4Addr, HostError> {
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() > 4 {
+        return Err(HostError::InvalidIpv4);
+    }
+    let mut numbers = Vec::with_capacity(parts.len());
+    for p in &parts {
+        numbers.push(parse_ipv4_number(p).ok_or(HostError::InvalidIpv4)?);
+    }
+    let (last, init) = numbers.split_last().ok_or(HostError::InvalidIpv4)?;
+    if init.iter().any(|n| *n > 255) {
+        return Err(HostError::InvalidIpv4);
+    }
+    let remaining_bytes = 5 - numbers.len() as u32;
+    if *last >= 256u64.pow(remaining_bytes) {
+        return Err(HostError::InvalidIpv4);
+    }
+    let mut addr = *last;
+    for (i, n) in init.iter().enumerate() {
+        addr += n << (8 * (3 - i as u32));
+    }
+    let addr = u32::try_from(addr).map_err(|_| HostError::InvalidIpv4)?;
+    Ok(Ipv4Addr::from(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Host {
+        Host::Ip(s.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv4_notations_normalize() {
+        let table = [
+            ("127.0.0.1", "127.0.0.1"),
+            ("2130706433", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("0X7F000001", "127.0.0.1"),
+            ("0177.0.0.1", "127.0.0.1"),
+            ("0177.0.0.01", "127.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("127.0.1", "127.0.0.1"),
+            ("0x7f.1", "127.0.0.1"),
+            ("0x7f.0x0.0x0.0x1", "127.0.0.1"),
+            ("127.0.0.1.", "127.0.0.1"),
+            ("0", "0.0.0.0"),
+            ("0x", "0.0.0.0"),
+            ("10.0.258", "10.0.1.2"),
+            ("169.254.43518", "169.254.169.254"),
+            ("0xa9fea9fe", "169.254.169.254"),
+            ("4294967295", "255.255.255.255"),
+            ("１２７.０.０.１", "127.0.0.1"),
+            ("192.168.0.1", "192.168.0.1"),
+        ];
+        for (input, want) in table {
+            assert_eq!(Host::parse(input), Ok(ip(want)), "{input}");
+        }
+    }
+
+    #[test]
+    fn invalid_ipv4_is_not_a_name() {
+        for input in [
+            "4294967296",
+            "256.0.0.1",
+            "1.2.3.4.5",
+            "1.2.3.256",
+            "0x100000000",
+            "08.0.0.1",
+            "example.123",
+            "1.2.3.09",
+            "99999999999999999999999",
+            "1..2",
+        ] {
+            assert!(Host::parse(input).is_err(), "{input} should be rejected");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms() {
+        assert_eq!(Host::parse("[::1]"), Ok(ip("::1")));
+        assert_eq!(Host::parse("::1"), Ok(ip("::1")));
+        assert_eq!(Host::parse("[::ffff:127.0.0.1]"), Ok(ip("127.0.0.1")));
+        assert_eq!(Host::parse("[::ffff:7f00:1]"), Ok(ip("127.0.0.1")));
+        assert_eq!(Host::parse("[64:ff9b::7f00:1]"), Ok(ip("64:ff9b::7f00:1")));
+        assert_eq!(Host::parse("[FD00::1]"), Ok(ip("fd00::1")));
+        assert_eq!(Host::parse("[fe80::1%eth0]"), Err(HostError::ZoneId));
+        assert_eq!(Host::parse("[fe80::1%25eth0]"), Err(HostError::ZoneId));
+        assert_eq!(Host::parse("[::1"), Err(HostError::InvalidIpv6));
+        assert_eq!(Host::parse("[example.com]"), Err(HostError::InvalidIpv6));
+        assert_eq!(Host::parse("[1.2.3.4]"), Err(HostError::InvalidIpv6));
+    }
+
+    #[test]
+    fn names_normalize() {
+        let table = [
+            ("Example.COM", "example.com"),
+            ("example.com.", "example.com"),
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("BÜCHER.example", "xn--bcher-kva.example"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+            ("my_service_1", "my_service_1"),
+            ("1.2.3.4.example.com", "1.2.3.4.example.com"),
+            ("0x7f.example", "0x7f.example"),
+        ];
+        for (input, want) in table {
+            assert_eq!(Host::parse(input), Ok(Host::Name(want.into())), "{input}");
+        }
+    }
+
+    #[test]
+    fn invalid_names() {
+        let long_label = "a".repeat(64);
+        let long_name = format!("{}.com", "a.".repeat(130));
+        for input in [
+            "",
+            ".",
+            "example..com",
+            "example.com..",
+            ".example.com",
+            "exa mple.com",
+            "ex*ample.com",
+            "*.example.com",
+            "-bad.example",
+            "bad-.example",
+            "a/b",
+            "user@host",
+            long_label.as_str(),
+            long_name.as_str(),
+        ] {
+            assert!(Host::parse(input).is_err(), "{input:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn authorities() {
+        let ok = [
+            ("example.com", ("example.com", 443)),
+            ("EXAMPLE.com.:443", ("example.com", 443)),
+            ("example.com:8443", ("example.com", 8443)),
+            ("[::1]:8443", ("::1", 8443)),
+            ("[::1]", ("::1", 443)),
+            ("0x7f.1:80", ("127.0.0.1", 80)),
+        ];
+        for (input, (h, p)) in ok {
+            assert_eq!(parse_authority(input, 443), Ok((Host::parse(h).unwrap(), p)), "{input}");
+        }
+        for bad in ["", "example.com:", "example.com:0", "example.com:99999", "user@example.com",
+            "::1", "[::1]x", "example.com:+1", "a:b:c"] {
+            assert!(parse_authority(bad, 443).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn authority_brackets_ipv6() {
+        assert_eq!(ip("::1").authority(443), "[::1]:443");
+        assert_eq!(ip("10.0.0.1").authority(80), "10.0.0.1:80");
+        assert_eq!(Host::Name("a.b".into()).authority(8443), "a.b:8443");
+    }
+}
