@@ -412,6 +412,44 @@ mod tests {
         assert!(info.alpn.is_empty());
     }
 
+    /// The first bytes `openssl s_client` sends to a loopback listener.
+    fn openssl_hello() -> Vec<u8> {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", "example.com", "-alpn", "h2,http/1.1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl is installed");
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while matches!(parse_client_hello(&buf), Err(ParseError::Incomplete { .. })) {
+            let n = sock.read(&mut chunk).unwrap();
+            assert!(n > 0, "openssl closed early");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        buf
+    }
+
+    #[test]
+    fn real_openssl_hello_yields_sni_and_alpn() {
+        let hello = openssl_hello();
+        let info = parse_client_hello(&hello).unwrap();
+        assert_eq!(info.sni.as_deref(), Some("example.com"));
+        assert_eq!(info.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(info.record_len, hello.len());
+        assert_every_prefix_incomplete(&hello);
+    }
+
     #[test]
     fn every_strict_prefix_is_incomplete() {
         assert_every_prefix_incomplete(&example());
