@@ -13,8 +13,9 @@ pub mod upstream;
 
 pub use ca::TestCa;
 pub use clients::{
-    git, git_clone, http_raw, python_requests, raw_connect, run_with_timeout, Curl, CurlOutput,
-    HttpVersion, PyRequest, PyResponse, RawResponse, SClient, SClientOutput, TimedLines,
+    git, git_clone, http_raw, python_requests, raw_connect, run_with_stdin, run_with_timeout, Curl,
+    CurlOutput, HttpVersion, PyRequest, PyResponse, RawResponse, SClient, SClientOutput, StdinData,
+    TimedLines,
 };
 pub use proxy::{egress_proxy_bin, toml_str, ProxyCa, ProxyProcess};
 pub use upstream::{GitRepo, Recorded, Upstream, UpstreamOptions};

@@ -125,9 +125,7 @@ fn sse_events_arrive_spaced_in_time() {
     for http2 in [false, true] {
         let mut curl =
             Curl::new(up.url("localhost", "/sse?n=4&interval_ms=300")).cacert(ca.ca_pem_path());
-        if http2 {
-            curl = curl.http2();
-        }
+        curl = if http2 { curl.http2() } else { curl.http1() };
         let timed = curl.run_timed_lines().unwrap();
         let events: Vec<_> = timed
             .lines
@@ -160,9 +158,7 @@ fn upload_50_mib_is_counted_not_stored() {
         let mut curl = Curl::new(up.url("localhost", "/upload"))
             .cacert(ca.ca_pem_path())
             .body_file(&file);
-        if http2 {
-            curl = curl.http2();
-        }
+        curl = if http2 { curl.http2() } else { curl.http1() };
         let out = curl.run().unwrap();
         assert_eq!(out.status, 200, "{out:?}");
         assert_eq!(out.json().unwrap()["bytes"], 50 * 1024 * 1024);
@@ -233,4 +229,39 @@ fn partial_body_is_logged_as_it_arrives() {
     assert_eq!(rec.body, b"partial-xx");
     assert_eq!(rec.host.as_deref(), Some("upstream.test"));
     assert_eq!(rec.path_and_query, "/echo?k=v");
+}
+
+#[test]
+fn streamed_uploads_generated_and_from_file() {
+    let ca = TestCa::new().unwrap();
+    let up = tls_upstream(&ca, |o| o);
+    let len: u64 = 200 * 1024 * 1024;
+    for http2 in [false, true] {
+        let mut curl = Curl::new(up.url("localhost", "/upload"))
+            .cacert(ca.ca_pem_path())
+            .method("POST")
+            .upload_generated(len, b'g');
+        curl = if http2 { curl.http2() } else { curl.http1() };
+        let out = curl.run().unwrap();
+        assert_eq!(out.status, 200, "{out:?}");
+        assert_eq!(out.json().unwrap()["bytes"], len);
+    }
+    let h1 = &up.requests_to("/upload")[0];
+    assert_eq!(h1.method, "POST");
+    assert_eq!(h1.version, "HTTP/1.1");
+    assert_eq!(up.requests_to("/upload")[1].version, "HTTP/2.0");
+    assert_eq!(h1.header("transfer-encoding"), Some("chunked"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    std::fs::write(&file, vec![b'f'; 3 * 1024 * 1024]).unwrap();
+    let out = Curl::new(up.url("localhost", "/upload"))
+        .cacert(ca.ca_pem_path())
+        .upload_file(&file)
+        .run()
+        .unwrap();
+    assert_eq!(out.json().unwrap()["bytes"], 3 * 1024 * 1024);
+    let put = &up.requests_to("/upload")[2];
+    assert_eq!(put.method, "PUT");
+    assert_eq!(put.header("content-length"), Some("3145728"));
 }

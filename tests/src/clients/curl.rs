@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{run_with_timeout, scrub_env};
+use super::{run_with_stdin, scrub_env, StdinData};
 
 /// Which HTTP version curl should try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,6 +26,8 @@ pub enum HttpVersion {
 enum Data {
     Bytes(Vec<u8>),
     File(PathBuf),
+    UploadFile(PathBuf),
+    UploadGenerated { byte: u8, len: u64 },
 }
 
 /// Builder for one curl invocation. Body is captured via `-o` into a temp
@@ -164,6 +166,21 @@ impl Curl {
         self
     }
 
+    /// `-T FILE`: streamed upload with a Content-Length (PUT unless
+    /// `.method()` says otherwise). Unlike `--data-binary @FILE`, curl does
+    /// not load the file into memory.
+    pub fn upload_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.data = Some(Data::UploadFile(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// `-T -` fed with `len` copies of `byte`: a streamed chunked (h1) upload
+    /// of any size, generated on the fly (PUT unless `.method()` is set).
+    pub fn upload_generated(mut self, len: u64, byte: u8) -> Self {
+        self.data = Some(Data::UploadGenerated { byte, len });
+        self
+    }
+
     /// `-o FILE` (the body is then not captured).
     pub fn output(mut self, path: impl AsRef<Path>) -> Self {
         self.output = Some(path.as_ref().to_path_buf());
@@ -188,7 +205,7 @@ impl Curl {
         self
     }
 
-    fn command(&self) -> (Command, Option<Vec<u8>>) {
+    fn command(&self) -> (Command, Option<StdinData>) {
         let mut cmd = Command::new("curl");
         scrub_env(&mut cmd);
         cmd.arg("-sS")
@@ -224,11 +241,22 @@ impl Curl {
         let stdin = match &self.data {
             Some(Data::Bytes(b)) => {
                 cmd.arg("--data-binary").arg("@-");
-                Some(b.clone())
+                Some(StdinData::Bytes(b.clone()))
             }
             Some(Data::File(f)) => {
                 cmd.arg("--data-binary").arg(format!("@{}", f.display()));
                 None
+            }
+            Some(Data::UploadFile(f)) => {
+                cmd.arg("-T").arg(f);
+                None
+            }
+            Some(Data::UploadGenerated { byte, len }) => {
+                cmd.arg("-T").arg("-");
+                Some(StdinData::Repeat {
+                    byte: *byte,
+                    len: *len,
+                })
             }
             None => None,
         };
@@ -250,7 +278,7 @@ impl Curl {
         cmd.arg("-w")
             .arg("%{http_code} %{http_connect} %{http_version}");
         cmd.arg(&self.url);
-        let out = run_with_timeout(cmd, stdin, self.max_time + Duration::from_secs(10))?;
+        let out = run_with_stdin(cmd, stdin, self.max_time + Duration::from_secs(10))?;
         let w = String::from_utf8_lossy(&out.stdout).into_owned();
         let mut fields = w.split_whitespace();
         let status = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -295,7 +323,7 @@ impl Curl {
         let mut child = cmd.spawn().context("spawning curl")?;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             std::thread::spawn(move || {
-                let _ = std::io::Write::write_all(&mut pipe, &data);
+                let _ = data.write_to(&mut pipe);
             });
         }
         let stdout = child.stdout.take().context("curl stdout")?;

@@ -43,11 +43,46 @@ pub fn scrub_env(cmd: &mut Command) {
     }
 }
 
+/// What to feed a child's stdin.
+#[derive(Debug, Clone)]
+pub enum StdinData {
+    /// These bytes.
+    Bytes(Vec<u8>),
+    /// `len` copies of `byte`, generated in 64 KiB pieces (GiB-sized uploads
+    /// without GiB-sized buffers or temp files).
+    Repeat { byte: u8, len: u64 },
+}
+
+impl StdinData {
+    pub(crate) fn write_to(self, pipe: &mut impl Write) -> std::io::Result<()> {
+        match self {
+            Self::Bytes(b) => pipe.write_all(&b),
+            Self::Repeat { byte, len } => {
+                let chunk = vec![byte; 64 * 1024];
+                let mut left = len;
+                while left > 0 {
+                    let n = usize::try_from(left)
+                        .unwrap_or(chunk.len())
+                        .min(chunk.len());
+                    pipe.write_all(&chunk[..n])?;
+                    left -= n as u64;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Runs `cmd` to completion, feeding `stdin`, killing it after `timeout`
 /// (which is an error carrying whatever stderr it produced).
-pub fn run_with_timeout(
+pub fn run_with_timeout(cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> Result<Output> {
+    run_with_stdin(cmd, stdin.map(StdinData::Bytes), timeout)
+}
+
+/// [`run_with_timeout`] with any [`StdinData`].
+pub fn run_with_stdin(
     mut cmd: Command,
-    stdin: Option<Vec<u8>>,
+    stdin: Option<StdinData>,
     timeout: Duration,
 ) -> Result<Output> {
     cmd.stdin(if stdin.is_some() {
@@ -62,7 +97,7 @@ pub fn run_with_timeout(
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // Detached: a client that exits early closes the pipe; not our error.
         std::thread::spawn(move || {
-            let _ = pipe.write_all(&data);
+            let _ = data.write_to(&mut pipe);
         });
     }
     let mut out_pipe = child.stdout.take().context("stdout pipe")?;
