@@ -27,7 +27,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     packs.sort();
     let mut src = String::from("pub(crate) static EMBEDDED_PACKS: &[(&str, &str)] = &[\n");
     for (name, path) in &packs {
-        writeln!(src, "    ({name:?}, include_str!({:?})),", path.display().to_string())?;
+        writeln!(
+            src,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        )?;
     }
     src.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR")?).join("packs.rs");

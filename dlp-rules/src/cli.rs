@@ -11,7 +11,11 @@ use crate::stream::BodyContext;
 const READ_CHUNK: usize = 256 << 10;
 
 /// Scans everything `reader` yields; a `path_hint` ending in `.gz` is gunzipped first.
-pub fn scan_reader(engine: &Arc<Engine>, mut reader: impl Read, path_hint: &str) -> Result<Vec<Finding>, DlpError> {
+pub fn scan_reader(
+    engine: &Arc<Engine>,
+    mut reader: impl Read,
+    path_hint: &str,
+) -> Result<Vec<Finding>, DlpError> {
     let mut ctx = BodyContext::body();
     if path_hint.ends_with(".gz") {
         ctx = ctx.with_content_encoding("gzip");

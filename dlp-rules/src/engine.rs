@@ -80,10 +80,18 @@ impl Engine {
     pub fn without_rules(&self, ids: &[&str]) -> Result<Engine, DlpError> {
         for id in ids {
             if !self.rules.iter().any(|r| r.info.id == *id) {
-                return Err(DlpError::Rule { rule: (*id).to_string(), msg: "unknown rule id".into() });
+                return Err(DlpError::Rule {
+                    rule: (*id).to_string(),
+                    msg: "unknown rule id".into(),
+                });
             }
         }
-        let rules = self.rules.iter().filter(|r| !ids.contains(&r.info.id.as_str())).cloned().collect();
+        let rules = self
+            .rules
+            .iter()
+            .filter(|r| !ids.contains(&r.info.id.as_str()))
+            .cloned()
+            .collect();
         Engine::assemble(rules, self.known.clone())
     }
 
@@ -96,12 +104,18 @@ impl Engine {
             if r.literals.is_empty() {
                 keywordless.push(i);
             }
-            literals.extend(r.literals.iter().map(|l| (l.as_bytes().to_vec(), Target::Rule(i))));
+            literals.extend(
+                r.literals
+                    .iter()
+                    .map(|l| (l.as_bytes().to_vec(), Target::Rule(i))),
+            );
             max_match = max_match.max(r.max_len);
         }
         let known: Vec<KnownSecret> = known
             .into_iter()
-            .filter(|k| secrecy::ExposeSecret::expose_secret(&k.value).len() >= MIN_KNOWN_SECRET_LEN)
+            .filter(|k| {
+                secrecy::ExposeSecret::expose_secret(&k.value).len() >= MIN_KNOWN_SECRET_LEN
+            })
             .collect();
         for (i, k) in known.iter().enumerate() {
             let i = u32::try_from(i).map_err(|_| DlpError::NoRules)?;
@@ -112,7 +126,14 @@ impl Engine {
         }
         let prefilter = Prefilter::build(literals)?;
         let known_ids = known.iter().map(|k| k.id.clone()).collect();
-        Ok(Engine { rules, keywordless, known_ids, known, prefilter, max_match })
+        Ok(Engine {
+            rules,
+            keywordless,
+            known_ids,
+            known,
+            prefilter,
+            max_match,
+        })
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &RuleInfo> {
@@ -121,7 +142,9 @@ impl Engine {
 
     /// Ids of rules that have no keyword and so run over every byte (kept few; see docs/DLP.md).
     pub fn keywordless_rules(&self) -> impl Iterator<Item = &str> {
-        self.keywordless.iter().map(|&i| self.rules[i as usize].info.id.as_str())
+        self.keywordless
+            .iter()
+            .map(|&i| self.rules[i as usize].info.id.as_str())
     }
 
     /// Number of literal patterns and Teddy groups in the prefilter.
@@ -139,7 +162,9 @@ impl Engine {
     /// `Basic` credentials are also decoded and scanned, since they are too short for the
     /// generic base64 layer.
     pub fn scan_header(&self, name: &str, value: &[u8]) -> Vec<Finding> {
-        let loc = Location::Header { name: name.to_ascii_lowercase() };
+        let loc = Location::Header {
+            name: name.to_ascii_lowercase(),
+        };
         let mut line = Vec::with_capacity(name.len() + 2 + value.len());
         line.extend_from_slice(name.as_bytes());
         line.extend_from_slice(b": ");
@@ -150,7 +175,11 @@ impl Engine {
             for mut f in self.scan_bytes(&decoded, false, loc.clone()) {
                 f.offset = offset;
                 f.length = value.len().saturating_sub(6);
-                f.encoding = if f.encoding.is_empty() { "basic".into() } else { format!("basic+{}", f.encoding) };
+                f.encoding = if f.encoding.is_empty() {
+                    "basic".into()
+                } else {
+                    format!("basic+{}", f.encoding)
+                };
                 if !findings.iter().any(|g| g.rule_id == f.rule_id) {
                     findings.push(f);
                 }
@@ -163,7 +192,9 @@ impl Engine {
     pub fn scan_bytes(&self, data: &[u8], form: bool, location: Location) -> Vec<Finding> {
         let mut hits = Vec::new();
         self.scan_view(data, form, &mut hits);
-        hits.into_iter().map(|h| self.finding(h, &location, 0, "")).collect()
+        hits.into_iter()
+            .map(|h| self.finding(h, &location, 0, ""))
+            .collect()
     }
 
     pub(crate) fn finding(&self, h: Hit, location: &Location, base: u64, outer: &str) -> Finding {
@@ -172,7 +203,10 @@ impl Engine {
                 let info = &self.rules[r as usize].info;
                 (info.id.clone(), info.severity)
             }
-            Target::Known(k) => (format!("known-secret:{}", self.known_ids[k as usize]), Severity::Critical),
+            Target::Known(k) => (
+                format!("known-secret:{}", self.known_ids[k as usize]),
+                Severity::Critical,
+            ),
         };
         let encoding = match (outer.is_empty(), h.encoding.is_empty()) {
             (true, _) => h.encoding,
@@ -194,8 +228,12 @@ impl Engine {
 
 fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    let v = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
-    base64::engine::general_purpose::STANDARD.decode(v.trim_ascii()).ok()
+    let v = value
+        .strip_prefix(b"Basic ")
+        .or_else(|| value.strip_prefix(b"basic "))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.trim_ascii())
+        .ok()
 }
 
 /// Reads every `*.toml` in `dir` as `(file stem, text)`, sorted by name.
@@ -206,7 +244,11 @@ pub fn read_pack_dir(dir: &Path) -> Result<Vec<(String, String)>, DlpError> {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("pack").to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("pack")
+            .to_string();
         packs.push((name, std::fs::read_to_string(&path)?));
     }
     packs.sort();

@@ -47,7 +47,11 @@ pub struct Finding {
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} in {} at {}+{} ({})", self.rule_id, self.location, self.offset, self.length, self.preview)?;
+        write!(
+            f,
+            "{} in {} at {}+{} ({})",
+            self.rule_id, self.location, self.offset, self.length, self.preview
+        )?;
         if !self.encoding.is_empty() {
             write!(f, " via {}", self.encoding)?;
         }
@@ -59,7 +63,10 @@ impl std::fmt::Display for Finding {
 /// little more than its prefix.
 pub(crate) fn preview(matched: &[u8]) -> String {
     let n = (matched.len() / 4).min(6);
-    let mut s: String = matched[..n].iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect();
+    let mut s: String = matched[..n]
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .collect();
     s.push('…');
     s
 }
@@ -70,7 +77,10 @@ mod tests {
 
     #[test]
     fn preview_is_short() {
-        assert_eq!(preview(b"ghp_abcdefghijklmnopqrstuvwxyz0123456789"), "ghp_ab…");
+        assert_eq!(
+            preview(b"ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+            "ghp_ab…"
+        );
         assert_eq!(preview(b"hunter2!"), "hu…");
         assert_eq!(preview(b"ab"), "…");
     }

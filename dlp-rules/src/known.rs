@@ -17,13 +17,19 @@ pub struct KnownSecret {
 
 impl KnownSecret {
     pub fn new(id: impl Into<String>, value: SecretString) -> KnownSecret {
-        KnownSecret { id: id.into(), value }
+        KnownSecret {
+            id: id.into(),
+            value,
+        }
     }
 }
 
 impl std::fmt::Debug for KnownSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KnownSecret").field("id", &self.id).field("value", &"[REDACTED]").finish()
+        f.debug_struct("KnownSecret")
+            .field("id", &self.id)
+            .field("value", &"[REDACTED]")
+            .finish()
     }
 }
 
@@ -33,7 +39,10 @@ impl std::fmt::Debug for KnownSecret {
 pub(crate) fn encodings(secret: &KnownSecret) -> Vec<Vec<u8>> {
     let raw = secret.value.expose_secret().as_bytes();
     let mut out = vec![raw.to_vec()];
-    for engine in [base64::engine::general_purpose::STANDARD_NO_PAD, base64::engine::general_purpose::URL_SAFE_NO_PAD] {
+    for engine in [
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
         for k in 0..3usize {
             let mut buf = vec![0u8; k];
             buf.extend_from_slice(raw);
@@ -66,9 +75,16 @@ mod tests {
         for prefix in ["", "a", "ab", "abc", "{\"k\":1}"] {
             let payload = format!("{prefix}s3cr3t-value-123 trailing");
             let enc = base64::engine::general_purpose::STANDARD.encode(payload);
-            assert!(lits.iter().any(|l| enc.as_bytes().windows(l.len()).any(|w| w == l.as_slice())), "{prefix}");
+            assert!(
+                lits.iter()
+                    .any(|l| enc.as_bytes().windows(l.len()).any(|w| w == l.as_slice())),
+                "{prefix}"
+            );
         }
-        let hex: String = "s3cr3t-value-123".bytes().map(|b| format!("{b:02x}")).collect();
+        let hex: String = "s3cr3t-value-123"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert!(lits.contains(&hex.into_bytes()));
         assert!(format!("{s:?}").contains("REDACTED"));
     }

@@ -32,7 +32,12 @@ pub(crate) struct Prefilter {
 
 impl Prefilter {
     pub fn build(mut literals: Vec<(Vec<u8>, Target)>) -> Result<Prefilter, DlpError> {
-        literals.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+        literals.sort_by(|a, b| {
+            b.0.len()
+                .cmp(&a.0.len())
+                .then_with(|| a.0.cmp(&b.0))
+                .then(a.1.cmp(&b.1))
+        });
         let mut merged: Vec<(Vec<u8>, Vec<Target>)> = Vec::new();
         for (lit, t) in literals {
             match merged.last_mut() {
@@ -42,7 +47,8 @@ impl Prefilter {
         }
         let patterns = merged.len();
         let n_groups = patterns.div_ceil(GROUP_SIZE);
-        let mut buckets: Vec<Vec<(Vec<u8>, Vec<Target>)>> = (0..n_groups).map(|_| Vec::new()).collect();
+        let mut buckets: Vec<Vec<(Vec<u8>, Vec<Target>)>> =
+            (0..n_groups).map(|_| Vec::new()).collect();
         // Round-robin keeps the groups even; longest-first order survives within each group.
         for (i, entry) in merged.into_iter().enumerate() {
             buckets[i % n_groups.max(1)].push(entry);
@@ -66,8 +72,14 @@ impl Prefilter {
                 .kind(Some(AhoCorasickKind::DFA))
                 .prefilter(true)
                 .build(bucket.iter().map(|(l, _)| l))
-                .map_err(|e| DlpError::Rule { rule: "(prefilter)".into(), msg: e.to_string() })?;
-            groups.push(Group { ac, targets: bucket.into_iter().map(|(_, t)| t).collect() });
+                .map_err(|e| DlpError::Rule {
+                    rule: "(prefilter)".into(),
+                    msg: e.to_string(),
+                })?;
+            groups.push(Group {
+                ac,
+                targets: bucket.into_iter().map(|(_, t)| t).collect(),
+            });
         }
         Ok(Prefilter { groups, patterns })
     }
@@ -88,7 +100,9 @@ impl Prefilter {
             let mut pos = 0;
             while pos < hay.len() {
                 input.set_start(pos);
-                let Some(m) = g.ac.find(input.clone()) else { break };
+                let Some(m) = g.ac.find(input.clone()) else {
+                    break;
+                };
                 f(m.start(), m.end(), &g.targets[m.pattern().as_usize()]);
                 pos = m.start() + 1;
             }
@@ -109,7 +123,9 @@ mod tests {
         ];
         let p = Prefilter::build(lits).unwrap();
         let mut seen = Vec::new();
-        p.for_each_hit(b"x sk-ant-api03-abc", |s, _, ts| seen.extend(ts.iter().map(|t| (s, *t))));
+        p.for_each_hit(b"x sk-ant-api03-abc", |s, _, ts| {
+            seen.extend(ts.iter().map(|t| (s, *t)))
+        });
         seen.sort();
         assert!(seen.contains(&(2, Target::Rule(0))));
         assert!(seen.contains(&(2, Target::Rule(1))));
@@ -118,7 +134,9 @@ mod tests {
 
     #[test]
     fn groups_of_at_most_64() {
-        let lits: Vec<_> = (0..150).map(|i| (format!("kw{i:03}_").into_bytes(), Target::Rule(i))).collect();
+        let lits: Vec<_> = (0..150)
+            .map(|i| (format!("kw{i:03}_").into_bytes(), Target::Rule(i)))
+            .collect();
         let p = Prefilter::build(lits).unwrap();
         assert_eq!(p.group_count(), 3);
         let mut n = 0;

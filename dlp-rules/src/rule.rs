@@ -81,8 +81,16 @@ pub(crate) struct Rule {
 
 impl Rule {
     pub fn compile(pack: &str, spec: RuleSpec) -> Result<Rule, DlpError> {
-        let err = |msg: String| DlpError::Rule { rule: spec.id.clone(), msg };
-        if spec.id.is_empty() || !spec.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        let err = |msg: String| DlpError::Rule {
+            rule: spec.id.clone(),
+            msg,
+        };
+        if spec.id.is_empty()
+            || !spec
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(err("id must be non-empty kebab-case".into()));
         }
         // Same dialect as `regex::bytes::Regex`: patterns may match arbitrary bytes.
@@ -91,10 +99,15 @@ impl Rule {
             .configure(Regex::config().utf8_empty(false))
             .build(&spec.regex)
             .map_err(|e| err(format!("regex does not compile: {e}")))?;
-        let groups = regex.group_info().group_len(regex_automata::PatternID::ZERO);
+        let groups = regex
+            .group_info()
+            .group_len(regex_automata::PatternID::ZERO);
         if let Some(g) = spec.secret_group {
             if g >= groups {
-                return Err(err(format!("secret_group {g} but the regex has {} groups", groups.saturating_sub(1))));
+                return Err(err(format!(
+                    "secret_group {g} but the regex has {} groups",
+                    groups.saturating_sub(1)
+                )));
             }
         }
         let window = spec.window.unwrap_or(DEFAULT_WINDOW);
@@ -116,7 +129,11 @@ impl Rule {
         literals.sort();
         literals.dedup();
         let longest_kw = spec.keywords.iter().map(String::len).max().unwrap_or(0);
-        let max_len = if literals.is_empty() { window } else { 2 * window + longest_kw };
+        let max_len = if literals.is_empty() {
+            window
+        } else {
+            2 * window + longest_kw
+        };
         let info = RuleInfo {
             id: spec.id,
             description: spec.description,
@@ -127,7 +144,16 @@ impl Rule {
             examples: spec.examples,
             negatives: spec.negatives,
         };
-        Ok(Rule { info, regex, secret_group: spec.secret_group, entropy: spec.entropy, validator, window, literals, max_len })
+        Ok(Rule {
+            info,
+            regex,
+            secret_group: spec.secret_group,
+            entropy: spec.entropy,
+            validator,
+            window,
+            literals,
+            max_len,
+        })
     }
 }
 
@@ -135,13 +161,21 @@ impl Rule {
 /// `ascii_case_insensitive` automaton loses the SIMD searcher (30x slower, see NOTES.md).
 /// Short keywords get every casing; long ones the casings people actually write.
 pub(crate) fn case_variants(k: &str) -> Vec<String> {
-    let letters: Vec<usize> = k.char_indices().filter(|(_, c)| c.is_ascii_alphabetic()).map(|(i, _)| i).collect();
+    let letters: Vec<usize> = k
+        .char_indices()
+        .filter(|(_, c)| c.is_ascii_alphabetic())
+        .map(|(i, _)| i)
+        .collect();
     if letters.len() <= 4 {
         let mut out = Vec::new();
         for mask in 0u32..(1 << letters.len()) {
             let mut b = k.as_bytes().to_vec();
             for (bit, &i) in letters.iter().enumerate() {
-                b[i] = if mask & (1 << bit) != 0 { b[i].to_ascii_uppercase() } else { b[i].to_ascii_lowercase() };
+                b[i] = if mask & (1 << bit) != 0 {
+                    b[i].to_ascii_uppercase()
+                } else {
+                    b[i].to_ascii_lowercase()
+                };
             }
             out.push(String::from_utf8_lossy(&b).into_owned());
         }
@@ -171,12 +205,17 @@ pub(crate) fn case_variants(k: &str) -> Vec<String> {
 pub(crate) fn compile_packs(sources: &[(&str, &str)]) -> Result<Vec<Rule>, DlpError> {
     let mut rules: Vec<Rule> = Vec::new();
     for (name, text) in sources {
-        let file: PackFile =
-            toml::from_str(text).map_err(|e| DlpError::Pack { pack: name.to_string(), msg: e.to_string() })?;
+        let file: PackFile = toml::from_str(text).map_err(|e| DlpError::Pack {
+            pack: name.to_string(),
+            msg: e.to_string(),
+        })?;
         for spec in file.rule {
             let rule = Rule::compile(name, spec)?;
             if rules.iter().any(|r| r.info.id == rule.info.id) {
-                return Err(DlpError::Rule { rule: rule.info.id.clone(), msg: "duplicate rule id".into() });
+                return Err(DlpError::Rule {
+                    rule: rule.info.id.clone(),
+                    msg: "duplicate rule id".into(),
+                });
             }
             rules.push(rule);
         }

@@ -31,7 +31,7 @@ impl Engine {
     pub(crate) fn scan_view(&self, hay: &[u8], form: bool, out: &mut Vec<Hit>) {
         let mut hits = Vec::new();
         self.scan_depth(hay, form, 0, &mut hits);
-        hits.sort_by(|a, b| (a.start, a.end, a.target).cmp(&(b.start, b.end, b.target)));
+        hits.sort_by_key(|h| (h.start, h.end, h.target));
         hits.dedup_by(|a, b| a.target == b.target && a.start == b.start && a.end == b.end);
         out.extend(hits);
     }
@@ -46,7 +46,9 @@ impl Engine {
         let mut layers = 0;
         if escape::needs_normalize(hay, form) && escape::normalize(hay, form, &mut v1, &mut m1) {
             layers = 1;
-            if escape::needs_normalize(&v1, false) && escape::normalize(&v1, false, &mut v2, &mut m2) {
+            if escape::needs_normalize(&v1, false)
+                && escape::normalize(&v1, false, &mut v2, &mut m2)
+            {
                 layers = 2;
             }
         }
@@ -56,7 +58,10 @@ impl Engine {
             _ => &v2,
         };
         let mut local = Vec::new();
-        self.confirm(view, &mut local);
+        let wins = self.windows(view, &mut local);
+        for &(r, ws, we) in &wins {
+            self.run_rule(r, view, ws, we, &mut local);
+        }
         if depth < MAX_DEPTH {
             self.scan_runs(view, depth, &mut local);
         }
@@ -69,6 +74,31 @@ impl Engine {
                 h.encoding = join("escaped", &h.encoding);
             }
             out.push(h);
+        }
+        // Patterns written against the encoded form (a SAS `sig=...%3D` in a URL) must still
+        // match it: each window is re-run on the lower layers wherever decoding changed its bytes.
+        // Keyword hits come from the decoded view, so this costs only regex time in windows.
+        if layers >= 1 {
+            for &(r, ws, we) in &wins {
+                let (s1, e1) = if layers == 2 {
+                    (m2.map(ws), m2.map(we))
+                } else {
+                    (ws, we)
+                };
+                if layers == 2 && e1 - s1 != we - ws {
+                    let mut mid = Vec::new();
+                    self.run_rule(r, &v1, s1, e1, &mut mid);
+                    for mut h in mid {
+                        (h.start, h.end) = (m1.map(h.start), m1.map(h.end));
+                        h.encoding = "escaped".into();
+                        out.push(h);
+                    }
+                }
+                let (s0, e0) = (m1.map(s1), m1.map(e1));
+                if e0 - s0 != e1 - s1 || (layers == 2 && e1 - s1 != we - ws) {
+                    self.run_rule(r, hay, s0, e0, out);
+                }
+            }
         }
     }
 
@@ -93,7 +123,12 @@ impl Engine {
                     for h in sub.drain(..) {
                         let start = cmap.map(base64::char_start(h.start, align));
                         let end = cmap.map(base64::char_end(h.end, align).min(chars.len()));
-                        out.push(Hit { start, end, encoding: join("base64", &h.encoding), ..h });
+                        out.push(Hit {
+                            start,
+                            end,
+                            encoding: join("base64", &h.encoding),
+                            ..h
+                        });
                     }
                 }
             }
@@ -105,15 +140,21 @@ impl Engine {
                     for h in sub.drain(..) {
                         let start = cmap.map(a + align + 2 * h.start);
                         let end = cmap.map((a + align + 2 * h.end).min(b));
-                        out.push(Hit { start, end, encoding: join("hex", &h.encoding), ..h });
+                        out.push(Hit {
+                            start,
+                            end,
+                            encoding: join("hex", &h.encoding),
+                            ..h
+                        });
                     }
                 }
             });
         });
     }
 
-    /// Prefilter, then each triggered rule's regex over the merged windows around its hits.
-    fn confirm(&self, view: &[u8], out: &mut Vec<Hit>) {
+    /// Prefilter: known-secret hits go straight to `out`; returns the merged `(rule, start, end)`
+    /// windows (sorted) in which each triggered rule's regex must run.
+    fn windows(&self, view: &[u8], out: &mut Vec<Hit>) -> Vec<(u32, usize, usize)> {
         let mut wins: Vec<(u32, usize, usize)> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
             for t in targets {
@@ -136,20 +177,15 @@ impl Engine {
         for &r in &self.keywordless {
             wins.push((r, 0, view.len()));
         }
-        if wins.is_empty() {
-            return;
-        }
         wins.sort_unstable();
-        let mut i = 0;
-        while i < wins.len() {
-            let (r, s, mut e) = wins[i];
-            i += 1;
-            while i < wins.len() && wins[i].0 == r && wins[i].1 <= e {
-                e = e.max(wins[i].2);
-                i += 1;
+        let mut merged: Vec<(u32, usize, usize)> = Vec::with_capacity(wins.len());
+        for (r, s, e) in wins {
+            match merged.last_mut() {
+                Some(last) if last.0 == r && s <= last.2 => last.2 = last.2.max(e),
+                _ => merged.push((r, s, e)),
             }
-            self.run_rule(r, view, s, e, out);
         }
+        merged
     }
 
     fn run_rule(&self, r: u32, view: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
@@ -160,7 +196,11 @@ impl Engine {
                 return;
             }
             let secret = &view[secret.0..secret.1];
-            if rule.entropy.is_some_and(|min| !filter::passes_entropy(secret, min)) || filter::is_placeholder(secret) {
+            if rule
+                .entropy
+                .is_some_and(|min| !filter::passes_entropy(secret, min))
+                || filter::is_placeholder(secret)
+            {
                 return;
             }
             out.push(Hit {
@@ -181,7 +221,9 @@ impl Engine {
             Some(g) => {
                 for caps in rule.regex.captures_iter(input) {
                     let Some(m) = caps.get_match() else { continue };
-                    let sec = caps.get_group(g).map_or((m.start(), m.end()), |sp| (sp.start, sp.end));
+                    let sec = caps
+                        .get_group(g)
+                        .map_or((m.start(), m.end()), |sp| (sp.start, sp.end));
                     accept(m.start(), m.end(), sec);
                 }
             }

@@ -36,10 +36,18 @@ pub struct BodyContext {
 
 impl BodyContext {
     pub fn body() -> BodyContext {
-        BodyContext { content_encoding: None, content_type: None, location: Location::Body, limits: DecompressLimits::default() }
+        BodyContext {
+            content_encoding: None,
+            content_type: None,
+            location: Location::Body,
+            limits: DecompressLimits::default(),
+        }
     }
     pub fn websocket_message() -> BodyContext {
-        BodyContext { location: Location::WebSocketMessage, ..BodyContext::body() }
+        BodyContext {
+            location: Location::WebSocketMessage,
+            ..BodyContext::body()
+        }
     }
     pub fn with_content_encoding(mut self, v: impl Into<String>) -> BodyContext {
         self.content_encoding = Some(v.into());
@@ -101,7 +109,14 @@ impl Window {
         self.tail + self.segment_max
     }
 
-    fn push(&mut self, engine: &Engine, mut data: &[u8], loc: &Location, label: &str, out: &mut Vec<Finding>) {
+    fn push(
+        &mut self,
+        engine: &Engine,
+        mut data: &[u8],
+        loc: &Location,
+        label: &str,
+        out: &mut Vec<Finding>,
+    ) {
         while !data.is_empty() {
             let room = self.capacity() - self.buf.len();
             let take = room.min(data.len());
@@ -114,9 +129,20 @@ impl Window {
         }
     }
 
-    fn round(&mut self, engine: &Engine, last: bool, loc: &Location, label: &str, out: &mut Vec<Finding>) {
+    fn round(
+        &mut self,
+        engine: &Engine,
+        last: bool,
+        loc: &Location,
+        label: &str,
+        out: &mut Vec<Finding>,
+    ) {
         let end = self.buf_start + self.buf.len() as u64;
-        let hi = if last { u64::MAX } else { end.saturating_sub(self.margin) };
+        let hi = if last {
+            u64::MAX
+        } else {
+            end.saturating_sub(self.margin)
+        };
         if self.unscanned > 0 || last {
             let mut hits = Vec::new();
             engine.scan_view(&self.buf, self.form, &mut hits);
@@ -135,7 +161,11 @@ impl Window {
             self.accepted_to = self.accepted_to.max(hi);
         }
         self.unscanned = 0;
-        let keep_from = if last { end } else { end.saturating_sub(self.tail as u64).max(self.buf_start) };
+        let keep_from = if last {
+            end
+        } else {
+            end.saturating_sub(self.tail as u64).max(self.buf_start)
+        };
         let drop = (keep_from - self.buf_start) as usize;
         self.buf.drain(..drop);
         self.buf_start = keep_from;
@@ -166,7 +196,10 @@ impl BodyScanner {
             Some(ce) => Decompressor::new(ce, ctx.limits)?,
             None => None,
         };
-        let form = ctx.content_type.as_deref().is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        let form = ctx.content_type.as_deref().is_some_and(|t| {
+            t.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
         let label = decomp.as_ref().map(Decompressor::label).unwrap_or_default();
         let win = Window::new(&engine, form);
         Ok(BodyScanner {
@@ -191,9 +224,16 @@ impl BodyScanner {
         let mut findings = Vec::new();
         self.raw_in += chunk.len() as u64;
         match self.decomp.as_mut() {
-            None => self.win.push(&self.engine, chunk, &self.location, &self.label, &mut findings),
+            None => self.win.push(
+                &self.engine,
+                chunk,
+                &self.location,
+                &self.label,
+                &mut findings,
+            ),
             Some(d) => {
-                let (engine, win, loc, label) = (&self.engine, &mut self.win, &self.location, &self.label);
+                let (engine, win, loc, label) =
+                    (&self.engine, &mut self.win, &self.location, &self.label);
                 let mut produced = 0u64;
                 d.feed(chunk, &mut |out| {
                     produced += out.len() as u64;
@@ -208,7 +248,10 @@ impl BodyScanner {
                 }
             }
         }
-        Ok(Progress { findings, releasable: self.releasable() })
+        Ok(Progress {
+            findings,
+            releasable: self.releasable(),
+        })
     }
 
     /// Ends the body: scans what is held back. With no finding ever, all input is releasable.
@@ -219,18 +262,28 @@ impl BodyScanner {
         self.finished = true;
         let mut findings = Vec::new();
         if let Some(d) = self.decomp.as_mut() {
-            let (engine, win, loc, label) = (&self.engine, &mut self.win, &self.location, &self.label);
+            let (engine, win, loc, label) =
+                (&self.engine, &mut self.win, &self.location, &self.label);
             d.finish(&mut |out| {
                 win.push(engine, out, loc, label, &mut findings);
                 Ok(())
             })?;
         }
-        self.win.round(&self.engine, true, &self.location, &self.label, &mut findings);
+        self.win.round(
+            &self.engine,
+            true,
+            &self.location,
+            &self.label,
+            &mut findings,
+        );
         if self.win.first_finding.is_none() {
             self.raw_released = self.raw_in;
             self.win.released = self.win.released.max(self.decoded_in);
         }
-        Ok(Progress { findings, releasable: self.releasable() })
+        Ok(Progress {
+            findings,
+            releasable: self.releasable(),
+        })
     }
 
     /// Total input bytes safe to forward so far (see `Progress::releasable`).

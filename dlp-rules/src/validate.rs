@@ -40,7 +40,9 @@ impl Validator {
 }
 
 fn crc32_base62_ok(secret: &[u8]) -> bool {
-    let Some(us) = secret.iter().position(|&b| b == b'_') else { return false };
+    let Some(us) = secret.iter().position(|&b| b == b'_') else {
+        return false;
+    };
     let rest = &secret[us + 1..];
     if rest.len() != 36 {
         return false;
@@ -65,7 +67,11 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -73,9 +79,13 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 
 fn jwt_ok(secret: &[u8]) -> bool {
     let mut parts = secret.split(|&b| b == b'.');
-    let Some(header) = parts.next() else { return false };
+    let Some(header) = parts.next() else {
+        return false;
+    };
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let Ok(json) = engine.decode(header) else { return false };
+    let Ok(json) = engine.decode(header) else {
+        return false;
+    };
     let text = String::from_utf8_lossy(&json);
     text.trim_start().starts_with('{') && text.contains("\"alg\"")
 }

@@ -26,7 +26,11 @@ fn one_shot_finds_every_planted_secret() {
     let rules: Vec<&str> = found.iter().map(|f| f.rule_id.as_str()).collect();
     assert!(rules.contains(&"github-classic-token"), "{found:?}");
     assert!(rules.contains(&"url-credentials"), "{found:?}");
-    assert_eq!(rules.iter().filter(|r| **r == "aws-access-key-id").count(), 2, "{found:?}");
+    assert_eq!(
+        rules.iter().filter(|r| **r == "aws-access-key-id").count(),
+        2,
+        "{found:?}"
+    );
     for f in &found {
         assert!(f.offset as usize + f.length <= body.len());
     }
@@ -73,7 +77,10 @@ fn releasable_holds_back_before_the_secret_and_releases_clean_bodies() {
     let p = sc.finish().unwrap();
     assert!(hit || !p.findings.is_empty());
     assert!(p.releasable <= pos);
-    assert!(max_rel > 30_000, "released only {max_rel} before the secret");
+    assert!(
+        max_rel > 30_000,
+        "released only {max_rel} before the secret"
+    );
 }
 
 #[test]
@@ -101,7 +108,10 @@ fn piece() -> impl Strategy<Value = String> {
         Just(format!(" {AWS}\n")),
         Just(format!(" {ANT} ")),
         Just(" https://u:Zq8#vL2!pR7x@h.io/ ".to_string()),
-        Just(format!(" {} ", base64::engine::general_purpose::STANDARD.encode(format!("ab{GH}")))),
+        Just(format!(
+            " {} ",
+            base64::engine::general_purpose::STANDARD.encode(format!("ab{GH}"))
+        )),
         Just(format!(" {} ", GH.replace('_', "%5F"))),
         Just(format!(" \\u0067hp_{} ", &GH[4..])),
     ]

@@ -15,7 +15,7 @@ regex = '''sk-ant-api03-[A-Za-z0-9_\-]{93}AA'''
 keywords = ["sk-ant-api03-"]
 severity = "critical"
 window = 128
-examples = ["sk-ant-api03-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOAA"]
+examples = ["sk-ant-api03-ODjfcRNL2EDLbdDZ1c5jAU2rjTbrNLwMtshF6PwKluYIFdlKdMwj6uUvtaiJVfU7wicpHdEoziIbob-y6ShRfh2zucR-LAA"]
 negatives = ["sk-ant-api03-short"]
 
 [[rule]]
@@ -79,7 +79,7 @@ negatives = ["password combination is weak", "password: ${DB_PASSWORD}"]
 /// Secrets the tests embed, each with the rule that must find it.
 pub const GH: &str = "ghp_4Rb1yQ8wLx2ZkP0sTnV7cF3hJ9mD6eGa5uWi";
 pub const AWS: &str = "AKIA2E3MKQ7ZBXW4RTYU";
-pub const ANT: &str = "sk-ant-api03-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOAA";
+pub const ANT: &str = "sk-ant-api03-ODjfcRNL2EDLbdDZ1c5jAU2rjTbrNLwMtshF6PwKluYIFdlKdMwj6uUvtaiJVfU7wicpHdEoziIbob-y6ShRfh2zucR-LAA";
 
 pub fn engine() -> Arc<Engine> {
     Arc::new(Engine::from_packs(&[("test", TEST_PACK)]).unwrap())
@@ -88,14 +88,46 @@ pub fn engine() -> Arc<Engine> {
 /// Realistic clean filler: an LLM request's prose and code, with JSON escapes.
 pub fn prose(n: usize, seed: u64) -> String {
     const WORDS: &[&str] = &[
-        "the", "function", "returns", "a", "value", "when", "called", "with", "config", "let", "mut", "self",
-        "match", "error", "=>", "Ok(())", "\\n", "{", "}", "agent", "request", "token_count", "is", "fine", "\\\"",
-        "src/main.rs", "https://docs.rs/regex", "uuid:", "550e8400-e29b-41d4-a716-446655440000", "sha256", "and",
+        "the",
+        "function",
+        "returns",
+        "a",
+        "value",
+        "when",
+        "called",
+        "with",
+        "config",
+        "let",
+        "mut",
+        "self",
+        "match",
+        "error",
+        "=>",
+        "Ok(())",
+        "\\n",
+        "{",
+        "}",
+        "agent",
+        "request",
+        "token_count",
+        "is",
+        "fine",
+        "\\\"",
+        "src/main.rs",
+        "https://docs.rs/regex",
+        "uuid:",
+        "550e8400-e29b-41d4-a716-446655440000",
+        "sha256",
+        "and",
     ];
     let mut s = String::with_capacity(n + 16);
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     while s.len() < n {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         s.push_str(WORDS[(x >> 33) as usize % WORDS.len()]);
         s.push(' ');
     }
@@ -105,13 +137,21 @@ pub fn prose(n: usize, seed: u64) -> String {
 
 /// `(rule, offset, length)` of each finding, sorted.
 pub fn keys(f: &[Finding]) -> Vec<(String, u64, usize)> {
-    let mut v: Vec<_> = f.iter().map(|f| (f.rule_id.clone(), f.offset, f.length)).collect();
+    let mut v: Vec<_> = f
+        .iter()
+        .map(|f| (f.rule_id.clone(), f.offset, f.length))
+        .collect();
     v.sort();
     v
 }
 
 /// Feeds `chunks`, asserting after every step that nothing released overlaps a finding.
-pub fn stream(engine: &Arc<Engine>, ctx: BodyContext, chunks: &[&[u8]], segment: Option<(usize, usize)>) -> (Vec<Finding>, u64) {
+pub fn stream(
+    engine: &Arc<Engine>,
+    ctx: BodyContext,
+    chunks: &[&[u8]],
+    segment: Option<(usize, usize)>,
+) -> (Vec<Finding>, u64) {
     let mut sc = engine.body_scanner(ctx).unwrap();
     if let Some((t, m)) = segment {
         sc.set_segment(t, m);
@@ -127,9 +167,16 @@ pub fn stream(engine: &Arc<Engine>, ctx: BodyContext, chunks: &[&[u8]], segment:
     let p = sc.finish().unwrap();
     findings.extend(p.findings);
     released.push(p.releasable);
-    assert!(released.windows(2).all(|w| w[0] <= w[1]), "releasable went backwards");
+    assert!(
+        released.windows(2).all(|w| w[0] <= w[1]),
+        "releasable went backwards"
+    );
     if let Some(first) = findings.iter().map(|f| f.offset).min() {
-        assert!(*released.last().unwrap() <= first, "released {} past a finding at {first}", released.last().unwrap());
+        assert!(
+            *released.last().unwrap() <= first,
+            "released {} past a finding at {first}",
+            released.last().unwrap()
+        );
     }
     (findings, *released.last().unwrap())
 }

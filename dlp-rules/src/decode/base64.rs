@@ -64,7 +64,11 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
         }
         let (b, wrapped) = extend_right(hay, a, p);
         if b - a >= MIN_RUN {
-            f(Run { start: a, end: b, wrapped });
+            f(Run {
+                start: a,
+                end: b,
+                wrapped,
+            });
         }
         floor = b;
         p = b + MIN_RUN;
@@ -83,7 +87,7 @@ fn extend_right(hay: &[u8], start: usize, from: usize) -> (usize, bool) {
         // A first line cut by the start of the view (the stream's previous segment) is a suffix
         // of a whole line; the four decoding alignments absorb its unknown length.
         let cut = line_start == 0 && !wrapped;
-        if !cut && (line < MIN_WRAPPED_LINE || line % 4 != 0) {
+        if !cut && (line < MIN_WRAPPED_LINE || line & 3 != 0) {
             return (i, wrapped);
         }
         let mut j = i;
@@ -101,7 +105,12 @@ fn extend_right(hay: &[u8], start: usize, from: usize) -> (usize, bool) {
 
 /// The run's characters with line breaks removed (borrowed when there are none), and a map from
 /// character index to view position.
-pub(crate) fn compact<'a>(hay: &'a [u8], run: Run, buf: &'a mut Vec<u8>, map: &mut PosMap) -> &'a [u8] {
+pub(crate) fn compact<'a>(
+    hay: &'a [u8],
+    run: Run,
+    buf: &'a mut Vec<u8>,
+    map: &mut PosMap,
+) -> &'a [u8] {
     map.clear_from(run.start);
     if !run.wrapped {
         return &hay[run.start..run.end];
@@ -192,7 +201,10 @@ mod tests {
     #[test]
     fn all_alignments_and_both_alphabets() {
         let secret = b"ghp_secret-material?>>";
-        for alpha in [::base64::engine::general_purpose::STANDARD_NO_PAD, ::base64::engine::general_purpose::URL_SAFE_NO_PAD] {
+        for alpha in [
+            ::base64::engine::general_purpose::STANDARD_NO_PAD,
+            ::base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
             let enc = alpha.encode(secret);
             for junk in ["", "x", "xy", "xyz"] {
                 let glued = format!("{junk}{enc}");

@@ -27,7 +27,11 @@ pub struct DecompressLimits {
 
 impl Default for DecompressLimits {
     fn default() -> Self {
-        DecompressLimits { max_output: 256 << 20, max_ratio: 100, ratio_floor: 4 << 20 }
+        DecompressLimits {
+            max_output: 256 << 20,
+            max_ratio: 100,
+            ratio_floor: 4 << 20,
+        }
     }
 }
 
@@ -76,7 +80,10 @@ impl Stage {
             "identity" | "" => return Ok(None),
             "gzip" | "x-gzip" => Stage::Gzip(MultiGzDecoder::new(Sink::default())),
             "deflate" => Stage::DeflateSniff(Vec::new()),
-            "br" => Stage::Brotli(Box::new(brotli::DecompressorWriter::new(Sink::default(), 4096))),
+            "br" => Stage::Brotli(Box::new(brotli::DecompressorWriter::new(
+                Sink::default(),
+                4096,
+            ))),
             "zstd" => {
                 let mut d = zstd::stream::write::Decoder::new(Sink::default())?;
                 d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
@@ -96,26 +103,65 @@ impl Stage {
             let head = std::mem::take(head);
             let (cmf, flg) = (head[0], head[1]);
             let zlib = cmf & 0x0F == 8 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0;
-            *self = if zlib { Stage::Zlib(ZlibDecoder::new(Sink::default())) } else { Stage::Deflate(DeflateDecoder::new(Sink::default())) };
+            *self = if zlib {
+                Stage::Zlib(ZlibDecoder::new(Sink::default()))
+            } else {
+                Stage::Deflate(DeflateDecoder::new(Sink::default()))
+            };
             return self.push(&head);
         }
         match self {
-            Stage::Gzip(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Zlib(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Deflate(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Brotli(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Zstd(d) => { d.write_all(input)?; d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Gzip(d) => {
+                d.write_all(input)?;
+                d.flush()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Zlib(d) => {
+                d.write_all(input)?;
+                d.flush()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Deflate(d) => {
+                d.write_all(input)?;
+                d.flush()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Brotli(d) => {
+                d.write_all(input)?;
+                d.flush()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Zstd(d) => {
+                d.write_all(input)?;
+                d.flush()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
             Stage::DeflateSniff(_) => Ok(Vec::new()),
         }
     }
 
     fn finish(&mut self) -> std::io::Result<Vec<u8>> {
         match self {
-            Stage::Gzip(d) => { d.try_finish()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Zlib(d) => { d.try_finish()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Deflate(d) => { d.try_finish()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Brotli(d) => { d.close()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
-            Stage::Zstd(d) => { d.flush()?; Ok(std::mem::take(&mut d.get_mut().buf)) }
+            Stage::Gzip(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Zlib(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Deflate(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Brotli(d) => {
+                d.close()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
+            Stage::Zstd(d) => {
+                d.flush()?;
+                Ok(std::mem::take(&mut d.get_mut().buf))
+            }
             Stage::DeflateSniff(head) if head.is_empty() => Ok(Vec::new()),
             Stage::DeflateSniff(_) => Err(std::io::Error::other("truncated deflate stream")),
         }
@@ -134,13 +180,19 @@ pub(crate) struct Decompressor {
 impl std::fmt::Debug for Decompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.stages.iter().map(Stage::name).collect();
-        f.debug_struct("Decompressor").field("stages", &names).field("total_in", &self.total_in).finish()
+        f.debug_struct("Decompressor")
+            .field("stages", &names)
+            .field("total_in", &self.total_in)
+            .finish()
     }
 }
 
 impl Decompressor {
     /// `None` when the header names no (or only identity) coding.
-    pub fn new(content_encoding: &str, limits: DecompressLimits) -> Result<Option<Decompressor>, DlpError> {
+    pub fn new(
+        content_encoding: &str,
+        limits: DecompressLimits,
+    ) -> Result<Option<Decompressor>, DlpError> {
         let mut stages = Vec::new();
         for coding in content_encoding.split(',').rev() {
             if let Some(s) = Stage::new(&coding.trim().to_ascii_lowercase())? {
@@ -148,9 +200,16 @@ impl Decompressor {
             }
         }
         if stages.len() > 3 {
-            return Err(DlpError::UnsupportedEncoding("more than 3 stacked codings".into()));
+            return Err(DlpError::UnsupportedEncoding(
+                "more than 3 stacked codings".into(),
+            ));
         }
-        Ok((!stages.is_empty()).then_some(Decompressor { stages, limits, total_in: 0, total_out: 0 }))
+        Ok((!stages.is_empty()).then_some(Decompressor {
+            stages,
+            limits,
+            total_in: 0,
+            total_out: 0,
+        }))
     }
 
     /// The coding names, outermost last (as in the header).
@@ -160,7 +219,11 @@ impl Decompressor {
     }
 
     /// Feeds compressed bytes; `out` receives decoded bytes in bounded pieces.
-    pub fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>) -> Result<(), DlpError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>,
+    ) -> Result<(), DlpError> {
         for slice in input.chunks(SLICE) {
             self.total_in += slice.len() as u64;
             let produced = self.run_stages(slice, false)?;
@@ -169,7 +232,10 @@ impl Decompressor {
         Ok(())
     }
 
-    pub fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>) -> Result<(), DlpError> {
+    pub fn finish(
+        &mut self,
+        out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>,
+    ) -> Result<(), DlpError> {
         let produced = self.run_stages(&[], true)?;
         self.emit(&produced, out)
     }
@@ -182,7 +248,10 @@ impl Decompressor {
                 if e.to_string().contains("over cap") {
                     DlpError::DecompressionLimit("output burst over cap")
                 } else {
-                    DlpError::Decode { encoding: name, msg: e.to_string() }
+                    DlpError::Decode {
+                        encoding: name,
+                        msg: e.to_string(),
+                    }
                 }
             };
             let mut next = Vec::new();
@@ -200,13 +269,19 @@ impl Decompressor {
         Ok(data)
     }
 
-    fn emit(&mut self, produced: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>) -> Result<(), DlpError> {
+    fn emit(
+        &mut self,
+        produced: &[u8],
+        out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>,
+    ) -> Result<(), DlpError> {
         self.total_out += produced.len() as u64;
         let l = self.limits;
         if self.total_out > l.max_output {
             return Err(DlpError::DecompressionLimit("decoded body over size limit"));
         }
-        if self.total_out > l.ratio_floor && self.total_out > l.max_ratio.saturating_mul(self.total_in.max(1)) {
+        if self.total_out > l.ratio_floor
+            && self.total_out > l.max_ratio.saturating_mul(self.total_in.max(1))
+        {
             return Err(DlpError::DecompressionLimit("compression ratio over limit"));
         }
         if produced.is_empty() {

@@ -21,7 +21,11 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
     let mut changed = false;
     let mut pos = 0;
     while pos < hay.len() {
-        let next = if form { memchr::memchr3(b'\\', b'%', b'+', &hay[pos..]) } else { memchr::memchr2(b'\\', b'%', &hay[pos..]) };
+        let next = if form {
+            memchr::memchr3(b'\\', b'%', b'+', &hay[pos..])
+        } else {
+            memchr::memchr2(b'\\', b'%', &hay[pos..])
+        };
         let Some(off) = next else {
             out.extend_from_slice(&hay[pos..]);
             break;
@@ -33,7 +37,10 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
                 out.push(b' ');
                 1
             }
-            b'%' => match (hay.get(i + 1).and_then(|&b| hexval(b)), hay.get(i + 2).and_then(|&b| hexval(b))) {
+            b'%' => match (
+                hay.get(i + 1).and_then(|&b| hexval(b)),
+                hay.get(i + 2).and_then(|&b| hexval(b)),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     3
@@ -75,7 +82,10 @@ fn backslash(s: &[u8], out: &mut Vec<u8>) -> usize {
         return 2;
     }
     match c {
-        b'x' => match (s.get(2).and_then(|&b| hexval(b)), s.get(3).and_then(|&b| hexval(b))) {
+        b'x' => match (
+            s.get(2).and_then(|&b| hexval(b)),
+            s.get(3).and_then(|&b| hexval(b)),
+        ) {
             (Some(h), Some(l)) => {
                 out.push(h << 4 | l);
                 4
@@ -83,7 +93,9 @@ fn backslash(s: &[u8], out: &mut Vec<u8>) -> usize {
             _ => 0,
         },
         b'u' => {
-            let Some(hi) = hex4(s.get(2..6)) else { return 0 };
+            let Some(hi) = hex4(s.get(2..6)) else {
+                return 0;
+            };
             let (cp, used) = if (0xD800..0xDC00).contains(&hi) {
                 match (s.get(6..8), hex4(s.get(8..12))) {
                     (Some(b"\\u"), Some(lo)) if (0xDC00..0xE000).contains(&lo) => {
@@ -105,7 +117,8 @@ fn backslash(s: &[u8], out: &mut Vec<u8>) -> usize {
 
 fn hex4(s: Option<&[u8]>) -> Option<u32> {
     let s = s?;
-    s.iter().try_fold(0u32, |acc, &b| Some(acc << 4 | u32::from(hexval(b)?)))
+    s.iter()
+        .try_fold(0u32, |acc, &b| Some(acc << 4 | u32::from(hexval(b)?)))
 }
 
 pub(crate) fn hexval(b: u8) -> Option<u8> {
@@ -137,8 +150,14 @@ mod tests {
 
     #[test]
     fn json_escapes() {
-        assert_eq!(norm(r#"https:\/\/x \"q\" \n\t \\n \u0041\u00e9 \ud83d\ude00 \x41 \q"#, false).0,
-            "https://x \"q\" \n\t \\n A\u{e9} \u{1F600} A \\q");
+        assert_eq!(
+            norm(
+                r#"https:\/\/x \"q\" \n\t \\n \u0041\u00e9 \ud83d\ude00 \x41 \q"#,
+                false
+            )
+            .0,
+            "https://x \"q\" \n\t \\n A\u{e9} \u{1F600} A \\q"
+        );
         assert_eq!(norm(r"\ud800x", false).0, "\u{FFFD}x");
     }
 

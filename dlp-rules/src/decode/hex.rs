@@ -47,7 +47,9 @@ mod tests {
         decode(b"f414243", 1, &mut out);
         assert_eq!(out, b"ABC");
         let mut runs = Vec::new();
-        hex_subruns(b"zz0123456789abcdef0123456789abcdef0z12", |a, b| runs.push((a, b)));
+        hex_subruns(b"zz0123456789abcdef0123456789abcdef0z12", |a, b| {
+            runs.push((a, b))
+        });
         assert_eq!(runs, vec![(2, 35)]);
     }
 }
