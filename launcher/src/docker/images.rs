@@ -1,0 +1,103 @@
+//! Image assembly without a registry: a rootfs tar built from host binaries, imported through the
+//! API (`POST /images/create?fromSrc=-`, i.e. `docker import`) and tagged by the tar's hash, so an
+//! unchanged binary reuses the image and a rebuilt one gets a new tag.
+
+use std::path::{Path, PathBuf};
+
+use bollard::image::CreateImageOptions;
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::rootfs::{sha256_hex, Rootfs};
+use super::DockerError;
+
+/// Where the proxy binary lives inside the sidecar image.
+pub const PROXY_IN_IMAGE: &str = "/usr/local/bin/egress-proxy";
+pub const SIDECAR_REPO: &str = "claude-bottle/egress-proxy";
+/// Env var naming the egress-proxy binary to put in the sidecar image.
+pub const PROXY_BIN_ENV: &str = "CLAUDE_BOTTLE_PROXY_BIN";
+
+/// The `egress-proxy` binary: `$CLAUDE_BOTTLE_PROXY_BIN`, else beside this executable (also one
+/// level up, for test binaries in `target/*/deps/`).
+pub fn find_proxy_binary() -> Result<PathBuf, DockerError> {
+    if let Some(path) = std::env::var_os(PROXY_BIN_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(DockerError::Other(format!(
+                "{PROXY_BIN_ENV}={} is not a file",
+                path.display()
+            )))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| DockerError::Other(e.to_string()))?;
+    let mut tried = Vec::new();
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join("egress-proxy");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        tried.push(candidate.display().to_string());
+    }
+    Err(DockerError::Other(format!(
+        "cannot find the egress-proxy binary (tried {}); build it with `cargo build -p egress-proxy` or set {PROXY_BIN_ENV}",
+        tried.join(", ")
+    )))
+}
+
+/// The sidecar rootfs: the proxy, its libraries, and a minimal /etc.
+pub fn sidecar_rootfs(proxy: &Path) -> Result<Rootfs, DockerError> {
+    let mut fs = Rootfs::base()?;
+    fs.add_binary(proxy, PROXY_IN_IMAGE)?;
+    fs.add_dir("/etc/egress-proxy", 0o755, 0, 0)?;
+    Ok(fs)
+}
+
+/// The tag an archive would be imported under: `repo:<first 16 hex of sha256>`.
+pub fn tag_for(repo: &str, tar: &[u8]) -> String {
+    let hash = sha256_hex(tar);
+    format!("{repo}:{}", &hash[..16])
+}
+
+/// Imports `tar` as `repo:<hash>` unless an image with that tag exists. Returns the tag.
+pub async fn ensure_imported(
+    docker: &Docker,
+    repo: &str,
+    tar: Vec<u8>,
+) -> Result<String, DockerError> {
+    let tag = tag_for(repo, &tar);
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok(tag);
+    }
+    let (name, version) = tag.split_once(':').unwrap_or((repo, "latest"));
+    let options = CreateImageOptions {
+        from_src: "-".to_owned(),
+        repo: name.to_owned(),
+        tag: version.to_owned(),
+        ..Default::default()
+    };
+    let mut stream = docker.create_image(Some(options), Some(tar.into()), None);
+    while let Some(item) = stream.next().await {
+        item.map_err(DockerError::api(format!("importing image {tag}")))?;
+    }
+    docker
+        .inspect_image(&tag)
+        .await
+        .map_err(DockerError::api(format!(
+            "image {tag} missing after import"
+        )))?;
+    Ok(tag)
+}
+
+/// Assembles and imports the sidecar image for the given proxy binary.
+pub async fn ensure_sidecar_image(docker: &Docker, proxy: &Path) -> Result<String, DockerError> {
+    let tar = sidecar_rootfs(proxy)?.to_tar()?;
+    ensure_imported(docker, SIDECAR_REPO, tar).await
+}
+
+/// The sidecar tag without Docker (for `--dry-run`): computed from the same bytes.
+pub fn sidecar_tag(proxy: &Path) -> Result<String, DockerError> {
+    let tar = sidecar_rootfs(proxy)?.to_tar()?;
+    Ok(tag_for(SIDECAR_REPO, &tar))
+}

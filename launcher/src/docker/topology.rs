@@ -1,0 +1,410 @@
+//! Creates one bottle: a fresh CA, an internal network, an egress network, the sidecar on both, and
+//! the agent on the internal one only. Everything created is recorded in [`Created`] first, so a
+//! failure half-way, a signal or the agent's exit can remove exactly what exists.
+
+use std::time::Duration;
+
+use bollard::container::{
+    Config, CreateContainerOptions, LogsOptions, NetworkingConfig, UploadToContainerOptions,
+};
+use bollard::models::{EndpointSettings, HostConfig};
+use bollard::network::{ConnectNetworkOptions, CreateNetworkOptions};
+use bollard::Docker;
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::images::PROXY_IN_IMAGE;
+use super::rootfs::Rootfs;
+use super::{is_not_found, label_map, DockerError};
+use crate::plan::{self, Plan, AGENT_HOME, CA_PATH_IN_AGENT, LABEL_ROLE};
+
+/// How long the sidecar may take to print its `ready` line.
+pub const SIDECAR_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of sidecar output kept to explain a failed start.
+const KEEP_LOG_LINES: usize = 40;
+pub const AGENT_UID: u64 = 1000;
+pub const SIDECAR_UID: u64 = 65534;
+
+/// Resources a bottle created, in creation order; torn down in reverse.
+pub struct Created {
+    docker: Docker,
+    containers: Vec<String>,
+    networks: Vec<String>,
+}
+
+impl Created {
+    pub fn new(docker: Docker) -> Self {
+        Self {
+            docker,
+            containers: Vec::new(),
+            networks: Vec::new(),
+        }
+    }
+
+    /// Removes everything recorded (force-removing containers first). Returns the failures;
+    /// a resource already gone is not a failure.
+    pub async fn teardown(&mut self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for id in self.containers.drain(..).rev() {
+            let opts = bollard::container::RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            if let Err(e) = self.docker.remove_container(&id, Some(opts)).await {
+                if !is_not_found(&e) {
+                    failures.push(format!("container {id}: {e}"));
+                }
+            }
+        }
+        for name in self.networks.drain(..).rev() {
+            if let Err(e) = self.docker.remove_network(&name).await {
+                if !is_not_found(&e) {
+                    failures.push(format!("network {name}: {e}"));
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// Token values for the sidecar, read from the host environment by `token_ref`. Missing or empty
+/// variables fail before anything is created, naming the variable (never a value).
+pub fn read_tokens(plan: &Plan) -> Result<Vec<(String, SecretString)>, DockerError> {
+    let mut tokens: Vec<(String, SecretString)> = Vec::new();
+    for route in &plan.routes {
+        if tokens.iter().any(|(name, _)| *name == route.token_ref) {
+            continue;
+        }
+        match std::env::var(&route.token_ref) {
+            Ok(value) if !value.is_empty() => {
+                tokens.push((route.token_ref.clone(), SecretString::from(value)))
+            }
+            _ => {
+                return Err(DockerError::Other(format!(
+                    "route {} needs the token in ${}, which is not set in this shell",
+                    route.path, route.token_ref
+                )))
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+fn labels(plan: &Plan, role: &str) -> std::collections::HashMap<String, String> {
+    let mut all = plan.labels.clone();
+    all.push((LABEL_ROLE.to_owned(), role.to_owned()));
+    label_map(&all)
+}
+
+/// A fresh CA for this bottle, as PEM bytes (cert, key). The files pass through a private 0700
+/// temp dir that is deleted before this returns: the key then lives only in the sidecar.
+fn fresh_ca() -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), DockerError> {
+    let dir = tempfile::Builder::new()
+        .prefix("claude-bottle-ca-")
+        .tempdir()
+        .map_err(|e| DockerError::Other(format!("creating the CA temp dir: {e}")))?;
+    let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY)?;
+    let files = ca.write_pem(&dir.path().join("ca"))?;
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| DockerError::Other(format!("{}: {e}", p.display())))
+    };
+    let cert = read(&files.cert)?;
+    let key = Zeroizing::new(read(&files.key)?);
+    dir.close()
+        .map_err(|e| DockerError::Other(format!("removing the CA temp dir: {e}")))?;
+    Ok((cert, key))
+}
+
+async fn create_network(
+    docker: &Docker,
+    created: &mut Created,
+    name: &str,
+    internal: bool,
+    labels: std::collections::HashMap<String, String>,
+) -> Result<(), DockerError> {
+    let opts = CreateNetworkOptions {
+        name: name.to_owned(),
+        check_duplicate: true,
+        driver: "bridge".to_owned(),
+        internal,
+        labels,
+        ..Default::default()
+    };
+    docker
+        .create_network(opts)
+        .await
+        .map_err(DockerError::api(format!("creating network {name}")))?;
+    created.networks.push(name.to_owned());
+    Ok(())
+}
+
+fn hardened(runtime: Option<&str>) -> HostConfig {
+    HostConfig {
+        runtime: runtime.map(str::to_owned),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        security_opt: Some(vec!["no-new-privileges".to_owned()]),
+        pids_limit: Some(4096),
+        init: Some(true),
+        ..Default::default()
+    }
+}
+
+fn endpoint(network: &str, aliases: Option<Vec<String>>) -> NetworkingConfig<String> {
+    let mut endpoints = std::collections::HashMap::new();
+    endpoints.insert(
+        network.to_owned(),
+        EndpointSettings {
+            aliases,
+            ..Default::default()
+        },
+    );
+    NetworkingConfig {
+        endpoints_config: endpoints,
+    }
+}
+
+async fn upload(docker: &Docker, id: &str, fs: &Rootfs) -> Result<(), DockerError> {
+    let tar = fs.to_tar()?;
+    let opts = UploadToContainerOptions {
+        path: "/".to_owned(),
+        ..Default::default()
+    };
+    docker
+        .upload_to_container(id, Some(opts), tar.into())
+        .await
+        .map_err(DockerError::api(format!("copying files into {id}")))
+}
+
+/// Creates networks and the sidecar, waits until the proxy is ready, then creates (not starts) the
+/// agent. Returns the agent container id.
+pub async fn launch(
+    docker: &Docker,
+    plan: &Plan,
+    runtime: Option<&str>,
+    tokens: &[(String, SecretString)],
+    created: &mut Created,
+) -> Result<String, DockerError> {
+    let (ca_cert, ca_key) = fresh_ca()?;
+    create_network(
+        docker,
+        created,
+        &plan.networks.internal,
+        true,
+        labels(plan, "internal"),
+    )
+    .await?;
+    if plan.networks.egress_created {
+        create_network(
+            docker,
+            created,
+            &plan.networks.egress,
+            false,
+            labels(plan, "egress"),
+        )
+        .await?;
+    }
+    let sidecar = create_sidecar(docker, plan, runtime, tokens, created).await?;
+    let mut files = Rootfs::new();
+    files.add_file(
+        plan::SIDECAR_CONFIG,
+        plan.proxy_config.clone().into_bytes(),
+        0o644,
+    )?;
+    files.add_file(plan::SIDECAR_CA_CERT, ca_cert.clone(), 0o644)?;
+    files.add_owned_file(
+        plan::SIDECAR_CA_KEY,
+        ca_key.to_vec(),
+        0o600,
+        SIDECAR_UID,
+        SIDECAR_UID,
+    )?;
+    for (i, path) in plan.upstream_cas.iter().enumerate() {
+        files.copy_host_file(path, &plan::upstream_ca_path(i), 0o644)?;
+    }
+    upload(docker, &sidecar, &files).await?;
+    drop(files);
+    let egress = ConnectNetworkOptions {
+        container: sidecar.clone(),
+        endpoint_config: EndpointSettings::default(),
+    };
+    docker
+        .connect_network(&plan.networks.egress, egress)
+        .await
+        .map_err(DockerError::api(format!(
+            "connecting the sidecar to {}",
+            plan.networks.egress
+        )))?;
+    docker
+        .start_container::<String>(&sidecar, None)
+        .await
+        .map_err(DockerError::api("starting the sidecar"))?;
+    wait_ready(docker, &sidecar).await?;
+    create_agent(docker, plan, runtime, &ca_cert, created).await
+}
+
+async fn create_sidecar(
+    docker: &Docker,
+    plan: &Plan,
+    runtime: Option<&str>,
+    tokens: &[(String, SecretString)],
+    created: &mut Created,
+) -> Result<String, DockerError> {
+    // The only place token values go: the sidecar's environment (visible to `docker inspect` of the
+    // sidecar by whoever can already use this Docker socket; never to the agent).
+    let mut env: Vec<String> = tokens
+        .iter()
+        .map(|(name, value)| format!("{name}={}", value.expose_secret()))
+        .collect();
+    env.push("RUST_LOG=info".to_owned());
+    let config = Config {
+        image: Some(plan.images.sidecar.clone()),
+        cmd: Some(vec![
+            PROXY_IN_IMAGE.to_owned(),
+            "run".to_owned(),
+            "--config".to_owned(),
+            plan::SIDECAR_CONFIG.to_owned(),
+        ]),
+        user: Some(format!("{SIDECAR_UID}:{SIDECAR_UID}")),
+        env: Some(env),
+        labels: Some(labels(plan, "sidecar")),
+        host_config: Some(hardened(runtime)),
+        networking_config: Some(endpoint(
+            &plan.networks.internal,
+            Some(plan.aliases.clone()),
+        )),
+        ..Default::default()
+    };
+    let name = plan.containers.sidecar.clone();
+    let opts = CreateContainerOptions {
+        name: name.clone(),
+        platform: None,
+    };
+    let result = docker.create_container(Some(opts), config).await;
+    let id = result.map_err(DockerError::api("creating the sidecar"))?.id;
+    created.containers.push(id.clone());
+    Ok(id)
+}
+
+/// Follows the sidecar's output until it says `ready`; fails with its last lines if it exits.
+async fn wait_ready(docker: &Docker, id: &str) -> Result<(), DockerError> {
+    let opts = LogsOptions::<String> {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let mut logs = docker.logs(id, Some(opts));
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let watch = async {
+        while let Some(item) = logs.next().await {
+            let Ok(chunk) = item else { break };
+            let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
+            for line in text.lines() {
+                if is_ready_line(line) {
+                    return true;
+                }
+                if tail.len() == KEEP_LOG_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line.to_owned());
+            }
+        }
+        false
+    };
+    let ready = tokio::time::timeout(SIDECAR_READY_TIMEOUT, watch).await;
+    match ready {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(DockerError::Other(format!(
+            "the sidecar (egress-proxy) exited before it was ready; its last output:\n{}",
+            tail.into_iter().collect::<Vec<_>>().join("\n")
+        ))),
+        Err(_) => Err(DockerError::Other(format!(
+            "the sidecar did not report ready within {}s; its last output:\n{}",
+            SIDECAR_READY_TIMEOUT.as_secs(),
+            tail.into_iter().collect::<Vec<_>>().join("\n")
+        ))),
+    }
+}
+
+/// The proxy logs `ready` once all listeners are bound (JSON or text tracing output).
+pub fn is_ready_line(line: &str) -> bool {
+    line.contains("\"message\":\"ready\"")
+        || line.trim_end().ends_with(" ready")
+        || line.contains("ready listen=")
+}
+
+async fn create_agent(
+    docker: &Docker,
+    plan: &Plan,
+    runtime: Option<&str>,
+    ca_cert: &[u8],
+    created: &mut Created,
+) -> Result<String, DockerError> {
+    let env: Vec<String> = plan
+        .agent_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let config = Config {
+        image: Some(plan.images.agent.clone()),
+        cmd: Some(plan.command.clone()),
+        user: Some(format!("{AGENT_UID}:{AGENT_UID}")),
+        working_dir: Some(AGENT_HOME.to_owned()),
+        env: Some(env),
+        labels: Some(labels(plan, "agent")),
+        tty: Some(plan.interactive),
+        open_stdin: Some(plan.interactive),
+        stdin_once: Some(plan.interactive),
+        attach_stdin: Some(plan.interactive),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        host_config: Some(hardened(runtime)),
+        networking_config: Some(endpoint(&plan.networks.internal, None)),
+        ..Default::default()
+    };
+    let opts = CreateContainerOptions {
+        name: plan.containers.agent.clone(),
+        platform: None,
+    };
+    let id = docker
+        .create_container(Some(opts), config)
+        .await
+        .map_err(DockerError::api(format!(
+            "creating the agent from image {}",
+            plan.images.agent
+        )))?
+        .id;
+    created.containers.push(id.clone());
+    let mut files = Rootfs::new();
+    files.add_file(CA_PATH_IN_AGENT, ca_cert.to_vec(), 0o644)?;
+    files.add_dir(AGENT_HOME, 0o755, AGENT_UID, AGENT_UID)?;
+    for file in &plan.agent_files {
+        own_home_parents(&mut files, &file.path)?;
+        files.add_owned_file(
+            &file.path,
+            file.contents.clone().into_bytes(),
+            0o600,
+            AGENT_UID,
+            AGENT_UID,
+        )?;
+    }
+    upload(docker, &id, &files).await?;
+    Ok(id)
+}
+
+/// Directories between the agent's home and a file in it belong to the agent user.
+fn own_home_parents(files: &mut Rootfs, path: &str) -> Result<(), DockerError> {
+    let Some(rest) = path.strip_prefix(AGENT_HOME) else {
+        return Ok(());
+    };
+    let mut dir = AGENT_HOME.to_owned();
+    let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        dir.push('/');
+        dir.push_str(part);
+        files.add_dir(&dir, 0o755, AGENT_UID, AGENT_UID)?;
+    }
+    Ok(())
+}
