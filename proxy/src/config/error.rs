@@ -14,7 +14,10 @@ pub enum ConfigError {
     #[error("config {} is larger than {limit} bytes", path.display())]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("TOML syntax error{}: {message}", at(*line))]
-    Syntax { message: String, line: Option<usize> },
+    Syntax {
+        message: String,
+        line: Option<usize>,
+    },
     #[error("unknown key \"{key}\"{}{}", did_you_mean(suggestion.as_deref()), at(*line))]
     UnknownKey {
         key: String,

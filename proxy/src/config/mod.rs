@@ -9,10 +9,13 @@ mod raw;
 mod routes;
 mod schema;
 mod secrets;
+mod spanned;
 mod validate;
 
 pub use error::ConfigError;
-pub use routes::{find_route, Inject, Route, RouteUpstream, DEFAULT_AUTH_SCHEME, MIN_PLACEHOLDER_LEN};
+pub use routes::{
+    find_route, Inject, Route, RouteUpstream, DEFAULT_AUTH_SCHEME, MIN_PLACEHOLDER_LEN,
+};
 pub use secrets::Secrets;
 
 use crate::policy::allowlist::AllowEntry;
@@ -159,25 +162,43 @@ impl Config {
         // Syntax first, so a broken file reports the syntax error and its line.
         if let Err(e) = toml::from_str::<toml::Table>(src) {
             let line = e.span().map(|s| line_of(src, s.start));
-            return Err(ConfigError::Syntax { message: e.message().to_owned(), line });
+            return Err(ConfigError::Syntax {
+                message: e.message().to_owned(),
+                line,
+            });
         }
         let lines = schema::check_keys(src)?;
         let raw: raw::RawConfig = toml::from_str(src).map_err(|e| {
             let start = e.span().map(|s| s.start);
-            let key = start.and_then(|s| lines.path_at(s)).unwrap_or("config").to_owned();
-            ConfigError::Invalid { message: e.message().to_owned(), line: start.map(|s| lines.line_at(s)), key }
+            let key = start
+                .and_then(|s| lines.path_at(s))
+                .unwrap_or("config")
+                .to_owned();
+            ConfigError::Invalid {
+                message: e.message().to_owned(),
+                line: start.map(|s| lines.line_at(s)),
+                key,
+            }
         })?;
         validate::validate(raw, base_dir, &lines)
     }
 
     /// Reads and parses a config file (at most [`MAX_CONFIG_BYTES`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let io = |source| ConfigError::Io { path: path.to_owned(), source };
+        let io = |source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut src = String::new();
-        file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut src).map_err(io)?;
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut src)
+            .map_err(io)?;
         if src.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(ConfigError::TooLarge { path: path.to_owned(), limit: MAX_CONFIG_BYTES });
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                limit: MAX_CONFIG_BYTES,
+            });
         }
         let abs = std::path::absolute(path).map_err(io)?;
         let base = abs.parent().unwrap_or(Path::new("/"));
@@ -192,7 +213,10 @@ impl Config {
     /// Reads every token the config names (routes, injections, `dlp.known_secret_env`) through
     /// `env` (normally `|k| std::env::var(k).ok()`). A missing, empty or (for header tokens)
     /// non-visible-ASCII value is an error naming the variable, never the value.
-    pub fn resolve_secrets(&self, env: impl Fn(&str) -> Option<String>) -> Result<Secrets, ConfigError> {
+    pub fn resolve_secrets(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Secrets, ConfigError> {
         secrets::resolve(self, env)
     }
 
@@ -204,5 +228,10 @@ impl Config {
 }
 
 fn line_of(src: &str, offset: usize) -> usize {
-    src.as_bytes().iter().take(offset).filter(|b| **b == b'\n').count() + 1
+    src.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }

@@ -40,7 +40,12 @@ impl fmt::Display for RouteUpstream {
             let host = hp.strip_suffix(":443").unwrap_or(&hp);
             write!(f, "https://{host}{}", self.base_path)
         } else {
-            write!(f, "https://{}{}", self.host.authority(self.port), self.base_path)
+            write!(
+                f,
+                "https://{}{}",
+                self.host.authority(self.port),
+                self.base_path
+            )
         }
     }
 }
@@ -87,12 +92,20 @@ pub(crate) fn parse_upstream(s: &str) -> Result<RouteUpstream, String> {
     let uri: http::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("https") => {}
-        Some(other) => return Err(format!("{s:?}: scheme must be https, not {other} (tokens are never sent in cleartext)")),
+        Some(other) => {
+            return Err(format!(
+                "{s:?}: scheme must be https, not {other} (tokens are never sent in cleartext)"
+            ))
+        }
         None => return Err(format!("{s:?}: must be an absolute https:// URL")),
     }
-    let auth = uri.authority().ok_or_else(|| format!("{s:?}: missing host"))?;
+    let auth = uri
+        .authority()
+        .ok_or_else(|| format!("{s:?}: missing host"))?;
     if auth.as_str().contains('@') {
-        return Err(format!("{s:?}: credentials in the URL are not allowed; use token_env"));
+        return Err(format!(
+            "{s:?}: credentials in the URL are not allowed; use token_env"
+        ));
     }
     if uri.query().is_some() || s.contains('#') {
         return Err(format!("{s:?}: query and fragment are not allowed"));
@@ -103,7 +116,11 @@ pub(crate) fn parse_upstream(s: &str) -> Result<RouteUpstream, String> {
         return Err(format!("{s:?}: invalid port"));
     }
     let base_path = uri.path().trim_end_matches('/').to_owned();
-    Ok(RouteUpstream { host, port, base_path })
+    Ok(RouteUpstream {
+        host,
+        port,
+        base_path,
+    })
 }
 
 /// Normalizes a route prefix to `/…/`.
@@ -112,9 +129,15 @@ pub(crate) fn normalize_route_path(p: &str) -> Result<String, String> {
         return Err(format!("{p:?} must start with '/'"));
     }
     if !p.bytes().all(|b| b.is_ascii_graphic()) || p.contains(['?', '#', '%', '\\']) {
-        return Err(format!("{p:?} may contain only visible ASCII without '?', '#', '%' or '\\'"));
+        return Err(format!(
+            "{p:?} may contain only visible ASCII without '?', '#', '%' or '\\'"
+        ));
     }
-    let with_slash = if p.ends_with('/') { p.to_owned() } else { format!("{p}/") };
+    let with_slash = if p.ends_with('/') {
+        p.to_owned()
+    } else {
+        format!("{p}/")
+    };
     if with_slash.contains("//") || with_slash.contains("/../") || with_slash.contains("/./") {
         return Err(format!("{p:?} has empty, '.' or '..' segments"));
     }
@@ -123,7 +146,9 @@ pub(crate) fn normalize_route_path(p: &str) -> Result<String, String> {
 
 /// `Authorization` scheme: an RFC 7235 token.
 pub(crate) fn valid_auth_scheme(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -134,8 +159,15 @@ pub(crate) fn valid_env_name(s: &str) -> bool {
 }
 
 /// Headers the proxy manages itself; injecting into them would break framing or routing.
-pub(crate) const FORBIDDEN_INJECT_HEADERS: &[&str] =
-    &["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"];
+pub(crate) const FORBIDDEN_INJECT_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+];
 
 #[cfg(test)]
 mod tests {
@@ -153,24 +185,43 @@ mod tests {
     #[test]
     fn upstream_urls() {
         let u = parse_upstream("https://api.anthropic.com").unwrap();
-        assert_eq!((u.host.to_string(), u.port, u.base_path.as_str()), ("api.anthropic.com".into(), 443, ""));
+        assert_eq!(
+            (u.host.to_string(), u.port, u.base_path.as_str()),
+            ("api.anthropic.com".into(), 443, "")
+        );
         assert_eq!(u.to_string(), "https://api.anthropic.com");
         let u = parse_upstream("https://API.example.com:8443/v1/").unwrap();
         assert_eq!(u.to_string(), "https://api.example.com:8443/v1");
         let u = parse_upstream("https://[::1]:9443").unwrap();
         assert_eq!(u.to_string(), "https://[::1]:9443");
-        for bad in ["http://api.example.com", "api.example.com", "https://u:p@x.com", "https://x.com/?a=1", "ftp://x.com", "https://x.com:0"] {
+        for bad in [
+            "http://api.example.com",
+            "api.example.com",
+            "https://u:p@x.com",
+            "https://x.com/?a=1",
+            "ftp://x.com",
+            "https://x.com:0",
+        ] {
             assert!(parse_upstream(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn prefix_stripping_and_longest_match() {
-        let routes = [route("/anthropic/", "https://api.anthropic.com"), route("/anthropic/beta", "https://b.example/x")];
+        let routes = [
+            route("/anthropic/", "https://api.anthropic.com"),
+            route("/anthropic/beta", "https://b.example/x"),
+        ];
         let (r, p) = find_route(&routes, "/anthropic/v1/messages?beta=true").unwrap();
-        assert_eq!((r.path.as_str(), p.as_str()), ("/anthropic/", "/v1/messages?beta=true"));
+        assert_eq!(
+            (r.path.as_str(), p.as_str()),
+            ("/anthropic/", "/v1/messages?beta=true")
+        );
         let (r, p) = find_route(&routes, "/anthropic/beta/models").unwrap();
-        assert_eq!((r.path.as_str(), p.as_str()), ("/anthropic/beta/", "/x/models"));
+        assert_eq!(
+            (r.path.as_str(), p.as_str()),
+            ("/anthropic/beta/", "/x/models")
+        );
         assert_eq!(find_route(&routes, "/anthropic").unwrap().1, "/");
         assert_eq!(find_route(&routes, "/anthropic?x").unwrap().1, "/?x");
         assert!(find_route(&routes, "/anthropicx/v1").is_none());

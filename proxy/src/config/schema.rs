@@ -5,9 +5,8 @@
 //! sets and records where each key path sits, so later value errors can name their line too.
 
 use super::error::ConfigError;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use super::spanned::{Node, Sp};
 use std::collections::HashMap;
-use std::fmt;
 
 /// The shape of the config, for key checking only (value types are serde's job).
 pub(crate) enum Shape {
@@ -63,163 +62,6 @@ pub(crate) const ROOT: &[(&str, Shape)] = &[
     ("inject", Shape::TableArray(INJECT)),
 ];
 
-/// A TOML tree that keeps the spans of keys and values where the parser knows them.
-///
-/// `toml::Spanned` cannot be used: it errors on implicit tables (`[a.b]` headers, dotted keys),
-/// which have no span. This visitor speaks the same serde protocol but accepts both the spanned
-/// form and the plain one, so an unknown span only costs a line number, never the key check.
-enum Node {
-    Table(Vec<(Sp<String>, Sp<Node>)>),
-    Array(Vec<Sp<Node>>),
-    Leaf,
-}
-
-struct Sp<T> {
-    span: Option<std::ops::Range<usize>>,
-    value: T,
-}
-
-/// serde_spanned's protocol names (as used by `toml` 0.8 / `toml_edit` 0.22).
-const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
-const SPANNED_START: &str = "$__serde_spanned_private_start";
-const SPANNED_END: &str = "$__serde_spanned_private_end";
-const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
-const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
-/// How `toml` hands a datetime to `deserialize_any`.
-const DATETIME_KEY: &str = "$__toml_private_datetime";
-
-/// Plain (unspanned) payloads: what the spanned wrapper contains.
-trait Payload<'de>: Sized + Deserialize<'de> {
-    /// Handles a map that turned out not to be the spanned wrapper; `first` is its first key.
-    fn from_plain_map<A: MapAccess<'de>>(first: Option<Sp<String>>, map: A) -> Result<Self, A::Error>;
-    fn from_str_value(s: &str) -> Option<Self>;
-}
-
-impl<'de, T: Payload<'de>> Deserialize<'de> for Sp<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, SpVisitor(std::marker::PhantomData))
-    }
-}
-
-struct SpVisitor<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: Payload<'de>> Visitor<'de> for SpVisitor<T> {
-    type Value = Sp<T>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a TOML value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Sp<T>, A::Error> {
-        let first: Option<Sp<String>> = map.next_key()?;
-        if first.as_ref().map(|k| k.value.as_str()) != Some(SPANNED_START) {
-            return Ok(Sp { span: None, value: T::from_plain_map(first, map)? });
-        }
-        let start: usize = map.next_value()?;
-        let mut end = start;
-        let mut value = None;
-        while let Some(k) = map.next_key::<String>()? {
-            match k.as_str() {
-                SPANNED_END => end = map.next_value()?,
-                SPANNED_VALUE => value = Some(map.next_value::<T>()?),
-                _ => {
-                    map.next_value::<de::IgnoredAny>()?;
-                }
-            }
-        }
-        let value = value.ok_or_else(|| de::Error::missing_field(SPANNED_VALUE))?;
-        Ok(Sp { span: Some(start..end.max(start)), value })
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Sp<T>, E> {
-        T::from_str_value(v).map(|value| Sp { span: None, value }).ok_or_else(|| E::custom("unexpected string"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Sp<T>, E> {
-        self.visit_str("")
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Sp<T>, E> {
-        self.visit_str("")
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Sp<T>, E> {
-        self.visit_str("")
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Sp<T>, E> {
-        self.visit_str("")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Sp<T>, A::Error> {
-        let value = T::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(Sp { span: None, value })
-    }
-}
-
-impl<'de> Payload<'de> for String {
-    fn from_plain_map<A: MapAccess<'de>>(_: Option<Sp<String>>, _: A) -> Result<Self, A::Error> {
-        Err(de::Error::custom("expected a key"))
-    }
-    fn from_str_value(s: &str) -> Option<Self> {
-        Some(s.to_owned())
-    }
-}
-
-impl<'de> Payload<'de> for Node {
-    fn from_plain_map<A: MapAccess<'de>>(first: Option<Sp<String>>, mut map: A) -> Result<Self, A::Error> {
-        if first.as_ref().map(|k| k.value.as_str()) == Some(DATETIME_KEY) {
-            map.next_value::<de::IgnoredAny>()?;
-            return Ok(Node::Leaf);
-        }
-        let mut entries = Vec::new();
-        if let Some(k) = first {
-            entries.push((k, map.next_value::<Sp<Node>>()?));
-        }
-        while let Some(k) = map.next_key::<Sp<String>>()? {
-            entries.push((k, map.next_value::<Sp<Node>>()?));
-        }
-        Ok(Node::Table(entries))
-    }
-    fn from_str_value(_: &str) -> Option<Self> {
-        Some(Node::Leaf)
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NodeVisitor)
-    }
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a TOML value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Node, E> {
-        Ok(Node::Leaf)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
-        Ok(Node::Leaf)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
-        Ok(Node::Leaf)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
-        Ok(Node::Leaf)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Node, E> {
-        Ok(Node::Leaf)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element::<Sp<Node>>()? {
-            items.push(v);
-        }
-        Ok(Node::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Node, A::Error> {
-        let mut map = map;
-        let first: Option<Sp<String>> = map.next_key()?;
-        Node::from_plain_map(first, map)
-    }
-}
-
 /// Key path → (line of the key or element, byte span of the value), in document order.
 #[derive(Default, Debug)]
 pub(crate) struct Lines {
@@ -231,7 +73,10 @@ impl Lines {
     fn new(src: &str) -> Lines {
         let mut starts = vec![0];
         starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { src_line_starts: starts, by_path: HashMap::new() }
+        Lines {
+            src_line_starts: starts,
+            by_path: HashMap::new(),
+        }
     }
 
     pub(crate) fn line_at(&self, offset: usize) -> usize {
@@ -253,7 +98,12 @@ impl Lines {
             .map(|(p, _)| p.as_str())
     }
 
-    fn record(&mut self, path: String, key_start: Option<usize>, value: Option<std::ops::Range<usize>>) {
+    fn record(
+        &mut self,
+        path: String,
+        key_start: Option<usize>,
+        value: Option<std::ops::Range<usize>>,
+    ) {
         let line = key_start.map(|o| self.line_at(o));
         self.by_path.insert(path, (line, value));
     }
@@ -277,11 +127,17 @@ fn walk(
     prefix: &str,
     lines: &mut Lines,
 ) -> Result<(), ConfigError> {
-    let Node::Table(entries) = node else { return Ok(()) };
+    let Node::Table(entries) = node else {
+        return Ok(());
+    };
     for (key, value) in entries {
         let name = key.value.as_str();
         let path = join(prefix, name);
-        let at = key.span.as_ref().map(|s| s.start).or_else(|| first_offset(value));
+        let at = key
+            .span
+            .as_ref()
+            .map(|s| s.start)
+            .or_else(|| first_offset(value));
         let Some((_, sub)) = shape.iter().find(|(k, _)| *k == name) else {
             return Err(ConfigError::UnknownKey {
                 suggestion: suggest(name, shape),
@@ -307,7 +163,11 @@ fn walk(
             }
             (Shape::Leaf, Node::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    lines.record(format!("{path}[{i}]"), first_offset(item), item.span.clone());
+                    lines.record(
+                        format!("{path}[{i}]"),
+                        first_offset(item),
+                        item.span.clone(),
+                    );
                 }
             }
             _ => {}
@@ -373,7 +233,11 @@ mod tests {
 
     fn unknown(src: &str) -> (String, Option<String>, Option<usize>) {
         match check_keys(src) {
-            Err(ConfigError::UnknownKey { key, suggestion, line }) => (key, suggestion, line),
+            Err(ConfigError::UnknownKey {
+                key,
+                suggestion,
+                line,
+            }) => (key, suggestion, line),
             other => panic!("expected unknown key, got {other:?}"),
         }
     }
@@ -381,25 +245,37 @@ mod tests {
     #[test]
     fn typo_in_table() {
         let src = "listen = \"127.0.0.1:3128\"\n\n[egress]\nalow = [\"x.com\"]\n";
-        assert_eq!(unknown(src), ("egress.alow".into(), Some("allow".into()), Some(4)));
+        assert_eq!(
+            unknown(src),
+            ("egress.alow".into(), Some("allow".into()), Some(4))
+        );
     }
 
     #[test]
     fn typo_in_dotted_and_inline_forms() {
         assert_eq!(unknown("egress.passtrough = []").0, "egress.passtrough");
-        assert_eq!(unknown("egress = { alow_private = [] }").1.as_deref(), Some("allow_private"));
+        assert_eq!(
+            unknown("egress = { alow_private = [] }").1.as_deref(),
+            Some("allow_private")
+        );
     }
 
     #[test]
     fn key_at_wrong_level_suggests_full_path() {
         let (key, s, line) = unknown("\nallow = [\"x.com\"]\n");
-        assert_eq!((key.as_str(), s.as_deref(), line), ("allow", Some("egress.allow"), Some(2)));
+        assert_eq!(
+            (key.as_str(), s.as_deref(), line),
+            ("allow", Some("egress.allow"), Some(2))
+        );
     }
 
     #[test]
     fn unknown_in_table_array() {
         let src = "[[routes]]\npath = \"/a/\"\n[[routes]]\npth = \"/b/\"\n";
-        assert_eq!(unknown(src), ("routes[1].pth".into(), Some("path".into()), Some(4)));
+        assert_eq!(
+            unknown(src),
+            ("routes[1].pth".into(), Some("path".into()), Some(4))
+        );
     }
 
     #[test]

@@ -37,14 +37,24 @@ impl Secrets {
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Secrets").field("env", &self.by_env.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Secrets")
+            .field("env", &self.by_env.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 /// Where a variable is named, for error messages: (key path, variable, used in a header).
 fn named_vars(cfg: &Config) -> Vec<(String, &str, bool)> {
-    let routes = cfg.routes.iter().enumerate().map(|(i, r)| (format!("routes[{i}].token_env"), r.token_env.as_str(), true));
-    let inject = cfg.inject.iter().enumerate().map(|(i, r)| (format!("inject[{i}].token_env"), r.token_env.as_str(), true));
+    let routes = cfg
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("routes[{i}].token_env"), r.token_env.as_str(), true));
+    let inject = cfg
+        .inject
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("inject[{i}].token_env"), r.token_env.as_str(), true));
     let known = cfg
         .dlp
         .known_secret_env
@@ -55,7 +65,10 @@ fn named_vars(cfg: &Config) -> Vec<(String, &str, bool)> {
 }
 
 /// Reads every named variable through `env`; see [`Config::resolve_secrets`].
-pub(crate) fn resolve(cfg: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Secrets, ConfigError> {
+pub(crate) fn resolve(
+    cfg: &Config,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Secrets, ConfigError> {
     let mut by_env = BTreeMap::new();
     for (key, var, in_header) in named_vars(cfg) {
         if let Some(existing) = by_env.get(var) {
@@ -64,9 +77,16 @@ pub(crate) fn resolve(cfg: &Config, env: impl Fn(&str) -> Option<String>) -> Res
             }
             continue;
         }
-        let value = SecretString::from(env(var).ok_or_else(|| ConfigError::MissingEnv { var: var.to_owned(), key: key.clone() })?);
+        let value = SecretString::from(env(var).ok_or_else(|| ConfigError::MissingEnv {
+            var: var.to_owned(),
+            key: key.clone(),
+        })?);
         if value.expose_secret().is_empty() {
-            return Err(ConfigError::BadSecret { var: var.to_owned(), key, why: "is empty" });
+            return Err(ConfigError::BadSecret {
+                var: var.to_owned(),
+                key,
+                why: "is empty",
+            });
         }
         if in_header {
             check_header_safe(&value, var, &key)?;

@@ -3,7 +3,9 @@
 use super::raw::{RawConfig, RawDlp, RawInject, RawRoute, RawUpstream};
 use super::routes::{self, Inject, Route};
 use super::schema::Lines;
-use super::{AuditTarget, CaConfig, Config, ConfigError, DlpConfig, DlpMode, EgressConfig, UpstreamConfig};
+use super::{
+    AuditTarget, CaConfig, Config, ConfigError, DlpConfig, DlpMode, EgressConfig, UpstreamConfig,
+};
 use crate::policy::allowlist::{AllowEntry, Pattern, Ports};
 use crate::policy::host::Host;
 use crate::policy::ssrf;
@@ -24,12 +26,24 @@ impl Ctx<'_> {
     fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         let key = key.into();
         // Fall back to the parent key's line (`routes[0]` for a missing `routes[0].x`).
-        let line = self.lines.line(&key).or_else(|| key.rsplit_once(['.', '[']).and_then(|(p, _)| self.lines.line(p)));
-        ConfigError::Invalid { key, message: message.into(), line }
+        let line = self.lines.line(&key).or_else(|| {
+            key.rsplit_once(['.', '['])
+                .and_then(|(p, _)| self.lines.line(p))
+        });
+        ConfigError::Invalid {
+            key,
+            message: message.into(),
+            line,
+        }
     }
 
     fn addr(&self, key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-        v.parse().map_err(|_| self.err(key, format!("{v:?} is not an address:port (e.g. \"127.0.0.1:3128\")")))
+        v.parse().map_err(|_| {
+            self.err(
+                key,
+                format!("{v:?} is not an address:port (e.g. \"127.0.0.1:3128\")"),
+            )
+        })
     }
 
     fn path(&self, key: &str, v: &str) -> Result<std::path::PathBuf, ConfigError> {
@@ -42,23 +56,39 @@ impl Ctx<'_> {
     fn entries(&self, key: &str, list: &[String]) -> Result<Vec<AllowEntry>, ConfigError> {
         list.iter()
             .enumerate()
-            .map(|(i, s)| AllowEntry::parse(s).map_err(|e| self.err(format!("{key}[{i}]"), e.to_string())))
+            .map(|(i, s)| {
+                AllowEntry::parse(s).map_err(|e| self.err(format!("{key}[{i}]"), e.to_string()))
+            })
             .collect()
     }
 }
 
 pub(crate) fn validate(raw: RawConfig, base: &Path, lines: &Lines) -> Result<Config, ConfigError> {
     let cx = Ctx { lines, base };
-    let listen = cx.addr("listen", raw.listen.as_deref().unwrap_or(super::DEFAULT_LISTEN))?;
-    let admin_listen = raw.admin_listen.as_deref().map(|v| cx.addr("admin_listen", v)).transpose()?;
-    let routes_listen = raw.routes_listen.as_deref().map(|v| cx.addr("routes_listen", v)).transpose()?;
+    let listen = cx.addr(
+        "listen",
+        raw.listen.as_deref().unwrap_or(super::DEFAULT_LISTEN),
+    )?;
+    let admin_listen = raw
+        .admin_listen
+        .as_deref()
+        .map(|v| cx.addr("admin_listen", v))
+        .transpose()?;
+    let routes_listen = raw
+        .routes_listen
+        .as_deref()
+        .map(|v| cx.addr("routes_listen", v))
+        .transpose()?;
     let audit = match raw.audit.as_deref() {
         None | Some("stdout") => AuditTarget::Stdout,
         Some("stderr") => AuditTarget::Stderr,
         Some(p) => AuditTarget::File(cx.path("audit", p)?),
     };
     let ca = match raw.ca {
-        Some(ca) => Some(CaConfig { cert: cx.path("ca.cert", &ca.cert)?, key: cx.path("ca.key", &ca.key)? }),
+        Some(ca) => Some(CaConfig {
+            cert: cx.path("ca.cert", &ca.cert)?,
+            key: cx.path("ca.key", &ca.key)?,
+        }),
         None => None,
     };
     let egress = EgressConfig {
@@ -69,17 +99,33 @@ pub(crate) fn validate(raw: RawConfig, base: &Path, lines: &Lines) -> Result<Con
             .allow_private
             .iter()
             .enumerate()
-            .map(|(i, s)| private_net(s).map_err(|m| cx.err(format!("egress.allow_private[{i}]"), m)))
+            .map(|(i, s)| {
+                private_net(s).map_err(|m| cx.err(format!("egress.allow_private[{i}]"), m))
+            })
             .collect::<Result<_, _>>()?,
     };
     let upstream = upstream(&cx, raw.upstream)?;
     let dlp = dlp(&cx, raw.dlp)?;
     let routes = routes(&cx, raw.routes)?;
     if !routes.is_empty() && routes_listen.is_none() {
-        return Err(cx.err("routes_listen", "[[routes]] are defined but routes_listen is not set (e.g. \"0.0.0.0:9099\")"));
+        return Err(cx.err(
+            "routes_listen",
+            "[[routes]] are defined but routes_listen is not set (e.g. \"0.0.0.0:9099\")",
+        ));
     }
     let inject = injects(&cx, raw.inject, &egress.passthrough)?;
-    Ok(Config { listen, admin_listen, routes_listen, audit, ca, egress, upstream, dlp, routes, inject })
+    Ok(Config {
+        listen,
+        admin_listen,
+        routes_listen,
+        audit,
+        ca,
+        egress,
+        upstream,
+        dlp,
+        routes,
+        inject,
+    })
 }
 
 /// `10.0.0.5`, `10.0.0.0/8`, `fd00::/8` or `[fd00::]/8`.
@@ -105,7 +151,10 @@ fn private_net(s: &str) -> Result<IpNet, String> {
         return Err(format!("{s:?} is too broad: prefixes shorter than /{MIN_PRIVATE_PREFIX} would disable the guard"));
     }
     if net.trunc() != net {
-        return Err(format!("{s:?} has host bits set; did you mean \"{}\"?", net.trunc()));
+        return Err(format!(
+            "{s:?} has host bits set; did you mean \"{}\"?",
+            net.trunc()
+        ));
     }
     Ok(net)
 }
@@ -122,7 +171,9 @@ fn upstream(cx: &Ctx<'_>, raw: RawUpstream) -> Result<UpstreamConfig, ConfigErro
         let key = format!("upstream.hosts.\"{name}\"");
         let name = match Host::parse(name) {
             Ok(Host::Name(n)) => n,
-            Ok(Host::Ip(_)) => return Err(cx.err(key, "the key must be a host name, not an IP address")),
+            Ok(Host::Ip(_)) => {
+                return Err(cx.err(key, "the key must be a host name, not an IP address"))
+            }
             Err(e) => return Err(cx.err(key, format!("invalid host name: {e}"))),
         };
         let ip = match Host::parse(addr) {
@@ -130,10 +181,16 @@ fn upstream(cx: &Ctx<'_>, raw: RawUpstream) -> Result<UpstreamConfig, ConfigErro
             _ => return Err(cx.err(key, format!("{addr:?} is not an IP address"))),
         };
         if let Some(b) = ssrf::classify(ip).filter(|b| b.never) {
-            return Err(cx.err(key, format!("{ip} is a {} address and can never be dialed", b.class)));
+            return Err(cx.err(
+                key,
+                format!("{ip} is a {} address and can never be dialed", b.class),
+            ));
         }
         if hosts.insert(name.clone(), ip).is_some() {
-            return Err(cx.err(key, format!("{name:?} is listed twice (after normalization)")));
+            return Err(cx.err(
+                key,
+                format!("{name:?} is listed twice (after normalization)"),
+            ));
         }
     }
     let nameservers = raw
@@ -142,11 +199,23 @@ fn upstream(cx: &Ctx<'_>, raw: RawUpstream) -> Result<UpstreamConfig, ConfigErro
         .enumerate()
         .map(|(i, s)| {
             s.parse::<SocketAddr>()
-                .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, super::DNS_PORT)))
-                .map_err(|_| cx.err(format!("upstream.nameservers[{i}]"), format!("{s:?} is not an IP or IP:port")))
+                .or_else(|_| {
+                    s.parse::<IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, super::DNS_PORT))
+                })
+                .map_err(|_| {
+                    cx.err(
+                        format!("upstream.nameservers[{i}]"),
+                        format!("{s:?} is not an IP or IP:port"),
+                    )
+                })
         })
         .collect::<Result<_, _>>()?;
-    Ok(UpstreamConfig { extra_roots, hosts, nameservers })
+    Ok(UpstreamConfig {
+        extra_roots,
+        hosts,
+        nameservers,
+    })
 }
 
 fn dlp(cx: &Ctx<'_>, raw: RawDlp) -> Result<DlpConfig, ConfigError> {
@@ -154,21 +223,44 @@ fn dlp(cx: &Ctx<'_>, raw: RawDlp) -> Result<DlpConfig, ConfigError> {
         None | Some("block") => DlpMode::Block,
         Some("warn") => DlpMode::Warn,
         Some("off") => DlpMode::Off,
-        Some(other) => return Err(cx.err("dlp.mode", format!("{other:?}: expected \"block\", \"warn\" or \"off\""))),
+        Some(other) => {
+            return Err(cx.err(
+                "dlp.mode",
+                format!("{other:?}: expected \"block\", \"warn\" or \"off\""),
+            ))
+        }
     };
-    for (key, ids) in [("dlp.disable_rules", &raw.disable_rules), ("dlp.warn_rules", &raw.warn_rules)] {
+    for (key, ids) in [
+        ("dlp.disable_rules", &raw.disable_rules),
+        ("dlp.warn_rules", &raw.warn_rules),
+    ] {
         for (i, id) in ids.iter().enumerate() {
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
                 return Err(cx.err(format!("{key}[{i}]"), format!("{id:?} is not a rule id")));
             }
         }
     }
-    if let Some((i, id)) = raw.warn_rules.iter().enumerate().find(|(_, id)| raw.disable_rules.contains(id)) {
-        return Err(cx.err(format!("dlp.warn_rules[{i}]"), format!("{id:?} is also in dlp.disable_rules")));
+    if let Some((i, id)) = raw
+        .warn_rules
+        .iter()
+        .enumerate()
+        .find(|(_, id)| raw.disable_rules.contains(id))
+    {
+        return Err(cx.err(
+            format!("dlp.warn_rules[{i}]"),
+            format!("{id:?} is also in dlp.disable_rules"),
+        ));
     }
     for (i, v) in raw.known_secret_env.iter().enumerate() {
         if !routes::valid_env_name(v) {
-            return Err(cx.err(format!("dlp.known_secret_env[{i}]"), format!("{v:?} is not an environment variable name")));
+            return Err(cx.err(
+                format!("dlp.known_secret_env[{i}]"),
+                format!("{v:?} is not an environment variable name"),
+            ));
         }
     }
     Ok(DlpConfig {
@@ -186,22 +278,43 @@ fn routes(cx: &Ctx<'_>, raw: Vec<RawRoute>) -> Result<Vec<Route>, ConfigError> {
         let key = |k: &str| format!("routes[{i}].{k}");
         let path = routes::normalize_route_path(&r.path).map_err(|m| cx.err(key("path"), m))?;
         if let Some(j) = out.iter().position(|o| o.path == path) {
-            return Err(cx.err(key("path"), format!("{path:?} is already used by routes[{j}]")));
+            return Err(cx.err(
+                key("path"),
+                format!("{path:?} is already used by routes[{j}]"),
+            ));
         }
-        let upstream = routes::parse_upstream(&r.upstream).map_err(|m| cx.err(key("upstream"), m))?;
-        let auth_scheme = r.auth_scheme.unwrap_or_else(|| routes::DEFAULT_AUTH_SCHEME.to_owned());
+        let upstream =
+            routes::parse_upstream(&r.upstream).map_err(|m| cx.err(key("upstream"), m))?;
+        let auth_scheme = r
+            .auth_scheme
+            .unwrap_or_else(|| routes::DEFAULT_AUTH_SCHEME.to_owned());
         if !routes::valid_auth_scheme(&auth_scheme) {
-            return Err(cx.err(key("auth_scheme"), format!("{auth_scheme:?} is not a valid Authorization scheme")));
+            return Err(cx.err(
+                key("auth_scheme"),
+                format!("{auth_scheme:?} is not a valid Authorization scheme"),
+            ));
         }
         if !routes::valid_env_name(&r.token_env) {
-            return Err(cx.err(key("token_env"), format!("{:?} is not an environment variable name", r.token_env)));
+            return Err(cx.err(
+                key("token_env"),
+                format!("{:?} is not an environment variable name", r.token_env),
+            ));
         }
-        out.push(Route { path, upstream, auth_scheme, token_env: r.token_env });
+        out.push(Route {
+            path,
+            upstream,
+            auth_scheme,
+            token_env: r.token_env,
+        });
     }
     Ok(out)
 }
 
-fn injects(cx: &Ctx<'_>, raw: Vec<RawInject>, passthrough: &[AllowEntry]) -> Result<Vec<Inject>, ConfigError> {
+fn injects(
+    cx: &Ctx<'_>,
+    raw: Vec<RawInject>,
+    passthrough: &[AllowEntry],
+) -> Result<Vec<Inject>, ConfigError> {
     let mut out: Vec<Inject> = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
         let key = |k: &str| format!("inject[{i}].{k}");
@@ -209,37 +322,81 @@ fn injects(cx: &Ctx<'_>, raw: Vec<RawInject>, passthrough: &[AllowEntry]) -> Res
         let host = match entry.pattern {
             Pattern::Exact(n) => Host::Name(n),
             Pattern::Net(net) if net.prefix_len() == net.max_prefix_len() => Host::Ip(net.addr()),
-            _ => return Err(cx.err(key("host"), format!("{:?}: injection needs one exact host", r.host))),
+            _ => {
+                return Err(cx.err(
+                    key("host"),
+                    format!("{:?}: injection needs one exact host", r.host),
+                ))
+            }
         };
         let port = match entry.ports {
             Ports::Default => 443,
             Ports::One(p) => p,
-            Ports::Any => return Err(cx.err(key("host"), format!("{:?}: name one port (default 443), not \"*\"", r.host))),
+            Ports::Any => {
+                return Err(cx.err(
+                    key("host"),
+                    format!("{:?}: name one port (default 443), not \"*\"", r.host),
+                ))
+            }
         };
-        if passthrough.iter().any(|p| p.matches(&host, port) && p.specificity() >= 1000) {
+        if passthrough
+            .iter()
+            .any(|p| p.matches(&host, port) && p.specificity() >= 1000)
+        {
             return Err(cx.err(
                 key("host"),
                 format!("{} is listed in egress.passthrough, which is never intercepted, so nothing could be injected", host.authority(port)),
             ));
         }
-        let header = http::HeaderName::from_bytes(r.header.as_bytes())
-            .map_err(|_| cx.err(key("header"), format!("{:?} is not a valid header name", r.header)))?;
+        let header = http::HeaderName::from_bytes(r.header.as_bytes()).map_err(|_| {
+            cx.err(
+                key("header"),
+                format!("{:?} is not a valid header name", r.header),
+            )
+        })?;
         if routes::FORBIDDEN_INJECT_HEADERS.contains(&header.as_str()) {
-            return Err(cx.err(key("header"), format!("{header} is managed by the proxy and cannot carry a token")));
+            return Err(cx.err(
+                key("header"),
+                format!("{header} is managed by the proxy and cannot carry a token"),
+            ));
         }
-        if r.placeholder.len() < routes::MIN_PLACEHOLDER_LEN || !r.placeholder.bytes().all(|b| b.is_ascii_graphic()) {
+        if r.placeholder.len() < routes::MIN_PLACEHOLDER_LEN
+            || !r.placeholder.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(cx.err(
                 key("placeholder"),
-                format!("must be at least {} visible ASCII characters without spaces", routes::MIN_PLACEHOLDER_LEN),
+                format!(
+                    "must be at least {} visible ASCII characters without spaces",
+                    routes::MIN_PLACEHOLDER_LEN
+                ),
             ));
         }
         if !routes::valid_env_name(&r.token_env) {
-            return Err(cx.err(key("token_env"), format!("{:?} is not an environment variable name", r.token_env)));
+            return Err(cx.err(
+                key("token_env"),
+                format!("{:?} is not an environment variable name", r.token_env),
+            ));
         }
-        if let Some(j) = out.iter().position(|o| o.host == host && o.port == port && o.header == header) {
-            return Err(cx.err(key("host"), format!("{} header {header} is already injected by inject[{j}]", host.authority(port))));
+        if let Some(j) = out
+            .iter()
+            .position(|o| o.host == host && o.port == port && o.header == header)
+        {
+            return Err(cx.err(
+                key("host"),
+                format!(
+                    "{} header {header} is already injected by inject[{j}]",
+                    host.authority(port)
+                ),
+            ));
         }
-        out.push(Inject { host, port, header, placeholder: r.placeholder, token_env: r.token_env, require: r.require });
+        out.push(Inject {
+            host,
+            port,
+            header,
+            placeholder: r.placeholder,
+            token_env: r.token_env,
+            require: r.require,
+        });
     }
     Ok(out)
 }

@@ -14,22 +14,6 @@ use std::net::IpAddr;
 const MIN_V4_PREFIX: u8 = 8;
 const MIN_V6_PREFIX: u8 = 8;
 
-/// Public suffixes under which a wildcard would match unrelated owners (a subset of the Public
-/// Suffix List: the common multi-label ICANN suffixes and well-known shared hosting domains).
-/// Single-label suffixes (`*.com`, `*.internal`) are refused without a list.
-const PUBLIC_SUFFIXES: &[&str] = &[
-    "ac.uk", "co.uk", "gov.uk", "ltd.uk", "me.uk", "net.uk", "org.uk", "plc.uk", "sch.uk",
-    "com.au", "net.au", "org.au", "edu.au", "gov.au", "co.nz", "net.nz", "org.nz",
-    "co.jp", "ne.jp", "or.jp", "ac.jp", "go.jp", "co.kr", "or.kr", "com.cn", "net.cn", "org.cn",
-    "com.hk", "com.tw", "com.sg", "com.my", "co.in", "net.in", "org.in", "co.id", "co.th",
-    "com.br", "net.br", "org.br", "com.ar", "com.mx", "com.co", "com.pe", "co.za", "com.tr",
-    "com.ua", "com.pl", "co.il", "com.eg", "com.ng", "com.pk", "com.ph", "com.vn", "com.sa",
-    "github.io", "gitlab.io", "herokuapp.com", "netlify.app", "vercel.app", "pages.dev",
-    "workers.dev", "web.app", "firebaseapp.com", "appspot.com", "blogspot.com",
-    "azurewebsites.net", "cloudfront.net", "fly.dev", "onrender.com", "glitch.me",
-    "ngrok.io", "ngrok-free.app", "trycloudflare.com", "repl.co", "s3.amazonaws.com",
-];
-
 /// Which ports an entry allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ports {
@@ -115,7 +99,8 @@ impl AllowEntry {
         if s.chars().any(char::is_whitespace) {
             return Err(EntryError::Whitespace(raw.to_owned()));
         }
-        let (host, prefix, port) = split_entry(s).ok_or_else(|| bad_host(HostError::InvalidIpv6))?;
+        let (host, prefix, port) =
+            split_entry(s).ok_or_else(|| bad_host(HostError::InvalidIpv6))?;
         let ports = match port {
             None => Ports::Default,
             Some("*") => Ports::Any,
@@ -132,7 +117,10 @@ impl AllowEntry {
                 Host::Ip(ip) => ip,
                 Host::Name(_) => return Err(EntryError::BadPrefix(raw.to_owned())),
             };
-            return Ok(AllowEntry { pattern: Pattern::Net(parse_net(raw, ip, prefix)?), ports });
+            return Ok(AllowEntry {
+                pattern: Pattern::Net(parse_net(raw, ip, prefix)?),
+                ports,
+            });
         }
         if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.contains('*') {
@@ -145,10 +133,13 @@ impl AllowEntry {
             if !name.contains('.') {
                 return Err(EntryError::TooBroad(raw.to_owned()));
             }
-            if PUBLIC_SUFFIXES.contains(&name.as_str()) {
+            if super::suffix::is_public_suffix(&name) {
                 return Err(EntryError::PublicSuffix(raw.to_owned(), name));
             }
-            return Ok(AllowEntry { pattern: Pattern::Wildcard(name), ports });
+            return Ok(AllowEntry {
+                pattern: Pattern::Wildcard(name),
+                ports,
+            });
         }
         if host.contains('*') {
             return Err(EntryError::MisplacedWildcard(raw.to_owned()));
@@ -165,7 +156,10 @@ impl AllowEntry {
         match (&self.pattern, host) {
             (Pattern::Exact(e), Host::Name(n)) => e == n,
             (Pattern::Wildcard(sfx), Host::Name(n)) => {
-                n == sfx || (n.len() > sfx.len() && n.ends_with(sfx.as_str()) && n[..n.len() - sfx.len()].ends_with('.'))
+                n == sfx
+                    || (n.len() > sfx.len()
+                        && n.ends_with(sfx.as_str())
+                        && n[..n.len() - sfx.len()].ends_with('.'))
             }
             (Pattern::Net(net), Host::Ip(ip)) => net.contains(ip),
             _ => false,
@@ -244,12 +238,19 @@ fn parse_net(raw: &str, ip: IpAddr, prefix: &str) -> Result<IpNet, EntryError> {
         .filter(|_| prefix.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| EntryError::BadPrefix(raw.to_owned()))?;
     let net = IpNet::new(ip, len).map_err(|_| EntryError::BadPrefix(raw.to_owned()))?;
-    let min = if ip.is_ipv4() { MIN_V4_PREFIX } else { MIN_V6_PREFIX };
+    let min = if ip.is_ipv4() {
+        MIN_V4_PREFIX
+    } else {
+        MIN_V6_PREFIX
+    };
     if len < min {
         return Err(EntryError::CidrTooBroad(raw.to_owned(), min));
     }
     if net.trunc() != net {
-        return Err(EntryError::HostBits(raw.to_owned(), format_net(&net.trunc())));
+        return Err(EntryError::HostBits(
+            raw.to_owned(),
+            format_net(&net.trunc()),
+        ));
     }
     Ok(net)
 }
@@ -339,10 +340,21 @@ mod tests {
     #[test]
     fn wildcard_semantics() {
         let w = e("*.example.org");
-        for yes in ["example.org", "a.example.org", "a.b.example.org", "EXAMPLE.ORG."] {
+        for yes in [
+            "example.org",
+            "a.example.org",
+            "a.b.example.org",
+            "EXAMPLE.ORG.",
+        ] {
             assert!(w.matches(&h(yes), 443), "{yes}");
         }
-        for no in ["badexample.org", "example.org.evil.com", "example.com", "org", "xexample.org"] {
+        for no in [
+            "badexample.org",
+            "example.org.evil.com",
+            "example.com",
+            "org",
+            "xexample.org",
+        ] {
             assert!(!w.matches(&h(no), 443), "{no}");
         }
         let exact = e("example.org");

@@ -23,7 +23,11 @@ pub enum DenyReason {
     /// ports, if any.
     NotAllowed { near: Option<String> },
     /// The destination address is in a blocked class and not exempt.
-    PrivateAddress { addr: IpAddr, class: &'static str, embedded: Option<(&'static str, Ipv4Addr)> },
+    PrivateAddress {
+        addr: IpAddr,
+        class: &'static str,
+        embedded: Option<(&'static str, Ipv4Addr)>,
+    },
     /// An address no exemption can make dialable (unspecified, multicast, broadcast).
     NeverDialable { addr: IpAddr, class: &'static str },
     /// `localhost` / `*.localhost` without an `[upstream.hosts]` override.
@@ -37,9 +41,16 @@ pub enum DenyReason {
 impl DenyReason {
     pub(crate) fn blocked(addr: IpAddr, b: Blocked) -> DenyReason {
         if b.never {
-            DenyReason::NeverDialable { addr, class: b.class }
+            DenyReason::NeverDialable {
+                addr,
+                class: b.class,
+            }
         } else {
-            DenyReason::PrivateAddress { addr, class: b.class, embedded: b.embedded }
+            DenyReason::PrivateAddress {
+                addr,
+                class: b.class,
+                embedded: b.embedded,
+            }
         }
     }
 
@@ -65,8 +76,12 @@ impl fmt::Display for DenyReason {
             DenyReason::InvalidHost(why) => write!(f, "invalid host: {why}"),
             DenyReason::InvalidPort => f.write_str("invalid port"),
             DenyReason::NotAllowed { .. } => f.write_str("not in allowlist"),
-            DenyReason::PrivateAddress { addr, class, .. } => write!(f, "private address {addr} ({class})"),
-            DenyReason::NeverDialable { addr, class } => write!(f, "undialable address {addr} ({class})"),
+            DenyReason::PrivateAddress { addr, class, .. } => {
+                write!(f, "private address {addr} ({class})")
+            }
+            DenyReason::NeverDialable { addr, class } => {
+                write!(f, "undialable address {addr} ({class})")
+            }
             DenyReason::LocalhostName => f.write_str("localhost name"),
             DenyReason::ResolveFailed(why) => write!(f, "DNS resolution failed: {why}"),
             DenyReason::NoAddresses => f.write_str("DNS returned no addresses"),
@@ -89,7 +104,12 @@ impl Denial {
     /// A denial for a normalized host.
     pub fn new(host: &Host, port: u16, reason: DenyReason) -> Denial {
         let hint = hint_for(host, port, &reason);
-        Denial { host: bracketed(host), port, reason, hint }
+        Denial {
+            host: bracketed(host),
+            port,
+            reason,
+            hint,
+        }
     }
 
     /// A denial for input that did not parse as a host.
@@ -136,14 +156,28 @@ impl Denial {
             DenyReason::InvalidPort => "invalid port".to_owned(),
             DenyReason::NotAllowed { near: None } => "host not in allowlist".to_owned(),
             DenyReason::NotAllowed { near: Some(e) } => {
-                format!("port {} not in allowlist for this host (entry \"{e}\" allows other ports)", self.port)
+                format!(
+                    "port {} not in allowlist for this host (entry \"{e}\" allows other ports)",
+                    self.port
+                )
             }
-            DenyReason::PrivateAddress { addr, class, embedded } => {
-                let via = embedded.map_or_else(String::new, |(form, v4)| format!(" ({form} form of {v4})"));
-                format!("{} resolves to {addr}{via}, a {class} address (private-address guard)", self.host)
+            DenyReason::PrivateAddress {
+                addr,
+                class,
+                embedded,
+            } => {
+                let via = embedded
+                    .map_or_else(String::new, |(form, v4)| format!(" ({form} form of {v4})"));
+                format!(
+                    "{} resolves to {addr}{via}, a {class} address (private-address guard)",
+                    self.host
+                )
             }
             DenyReason::NeverDialable { addr, class } => {
-                format!("{} resolves to {addr}, a {class} address, which is never dialed", self.host)
+                format!(
+                    "{} resolves to {addr}, a {class} address, which is never dialed",
+                    self.host
+                )
             }
             DenyReason::LocalhostName => "localhost names are not resolved by the proxy".to_owned(),
             DenyReason::ResolveFailed(why) => format!("DNS resolution failed: {why}"),
@@ -154,7 +188,13 @@ impl Denial {
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "blocked {}:{}: {}", self.host, self.port, self.reason_line())
+        write!(
+            f,
+            "blocked {}:{}: {}",
+            self.host,
+            self.port,
+            self.reason_line()
+        )
     }
 }
 
@@ -218,7 +258,10 @@ fn hint_for(host: &Host, port: u16, reason: &DenyReason) -> String {
 
 /// Echo untrusted input safely: no control characters, bounded length.
 fn sanitize(raw: &str) -> String {
-    raw.chars().take(MAX_ECHOED_HOST).flat_map(char::escape_debug).collect()
+    raw.chars()
+        .take(MAX_ECHOED_HOST)
+        .flat_map(char::escape_debug)
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,7 +274,11 @@ mod tests {
 
     #[test]
     fn not_allowed_default_port_body() {
-        let d = Denial::new(&host("evil.example"), 443, DenyReason::NotAllowed { near: None });
+        let d = Denial::new(
+            &host("evil.example"),
+            443,
+            DenyReason::NotAllowed { near: None },
+        );
         assert_eq!(d.status(), 403);
         assert_eq!(
             d.body(),
@@ -247,23 +294,48 @@ mod tests {
         let d = Denial::new(
             &host("evil.example"),
             8443,
-            DenyReason::NotAllowed { near: Some("evil.example".into()) },
+            DenyReason::NotAllowed {
+                near: Some("evil.example".into()),
+            },
         );
         let body = d.body_for("GET");
-        assert!(body.starts_with("egress-proxy: blocked GET to evil.example:8443\n"), "{body}");
-        assert!(body.contains("reason: port 8443 not in allowlist for this host"), "{body}");
-        assert!(body.contains("egress.allowlist: [\"evil.example:8443\"]"), "{body}");
-        assert!(body.contains("[egress] allow:    \"evil.example:8443\""), "{body}");
+        assert!(
+            body.starts_with("egress-proxy: blocked GET to evil.example:8443\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("reason: port 8443 not in allowlist for this host"),
+            "{body}"
+        );
+        assert!(
+            body.contains("egress.allowlist: [\"evil.example:8443\"]"),
+            "{body}"
+        );
+        assert!(
+            body.contains("[egress] allow:    \"evil.example:8443\""),
+            "{body}"
+        );
     }
 
     #[test]
     fn ip_literals_are_bracketed_and_warned() {
-        let d = Denial::new(&host("[fd00::5]"), 8443, DenyReason::NotAllowed { near: None });
+        let d = Denial::new(
+            &host("[fd00::5]"),
+            8443,
+            DenyReason::NotAllowed { near: None },
+        );
         let body = d.body();
         assert!(body.contains("blocked CONNECT to [fd00::5]:8443"), "{body}");
         assert!(body.contains("\"[fd00::5]:8443\""), "{body}");
-        assert!(body.contains("warning: fd00::5 is a private address"), "{body}");
-        let d = Denial::new(&host("203.0.113.9"), 443, DenyReason::NotAllowed { near: None });
+        assert!(
+            body.contains("warning: fd00::5 is a private address"),
+            "{body}"
+        );
+        let d = Denial::new(
+            &host("203.0.113.9"),
+            443,
+            DenyReason::NotAllowed { near: None },
+        );
         assert!(d.body().contains("allow:    \"203.0.113.9\"\n"));
         assert!(!d.body().contains("warning"));
     }
@@ -275,12 +347,20 @@ mod tests {
         let d = Denial::new(&host("db.example"), 443, DenyReason::blocked(addr, b));
         assert_eq!(d.status(), 403);
         let body = d.body();
-        assert!(body.contains("reason: db.example resolves to 10.0.0.5, a private network (RFC 1918) address"), "{body}");
+        assert!(
+            body.contains(
+                "reason: db.example resolves to 10.0.0.5, a private network (RFC 1918) address"
+            ),
+            "{body}"
+        );
         assert!(body.contains("allow_private = [\"10.0.0.5/32\"]"), "{body}");
         assert!(body.contains("warning: this exempts 10.0.0.5"), "{body}");
         assert!(body.contains("\"db.example\" = \"10.0.0.5\""), "{body}");
         assert_eq!(d.reason.class(), "private_address");
-        assert_eq!(d.reason.to_string(), "private address 10.0.0.5 (private network (RFC 1918))");
+        assert_eq!(
+            d.reason.to_string(),
+            "private address 10.0.0.5 (private network (RFC 1918))"
+        );
     }
 
     #[test]
@@ -288,17 +368,34 @@ mod tests {
         let addr: IpAddr = "64:ff9b::a9fe:a9fe".parse().unwrap();
         let b = super::super::ssrf::classify(addr).unwrap();
         let d = Denial::new(&host("meta.example"), 80, DenyReason::blocked(addr, b));
-        assert!(d.body().contains("(NAT64 form of 169.254.169.254), a link-local / cloud metadata"), "{}", d.body());
-        assert!(d.body().contains("allow_private = [\"64:ff9b::a9fe:a9fe/128\"]"));
+        assert!(
+            d.body()
+                .contains("(NAT64 form of 169.254.169.254), a link-local / cloud metadata"),
+            "{}",
+            d.body()
+        );
+        assert!(d
+            .body()
+            .contains("allow_private = [\"64:ff9b::a9fe:a9fe/128\"]"));
     }
 
     #[test]
     fn statuses() {
         let h = host("a.example");
-        assert_eq!(Denial::new(&h, 443, DenyReason::ResolveFailed("timeout".into())).status(), 502);
+        assert_eq!(
+            Denial::new(&h, 443, DenyReason::ResolveFailed("timeout".into())).status(),
+            502
+        );
         assert_eq!(Denial::new(&h, 443, DenyReason::NoAddresses).status(), 502);
         assert_eq!(Denial::invalid_host("a b", 443, "bad").status(), 400);
-        let never = Denial::new(&h, 443, DenyReason::NeverDialable { addr: "0.0.0.0".parse().unwrap(), class: "x" });
+        let never = Denial::new(
+            &h,
+            443,
+            DenyReason::NeverDialable {
+                addr: "0.0.0.0".parse().unwrap(),
+                class: "x",
+            },
+        );
         assert_eq!(never.status(), 403);
         assert!(never.hint.is_empty());
     }

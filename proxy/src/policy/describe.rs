@@ -14,7 +14,10 @@ impl Policy {
     }
 
     fn write_to(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "egress (most specific entry wins; ties go to intercept):")?;
+        writeln!(
+            out,
+            "egress (most specific entry wins; ties go to intercept):"
+        )?;
         let mut rules: Vec<_> = self.rules.iter().collect();
         rules.sort_by_key(|r| std::cmp::Reverse(r.entry.specificity()));
         if rules.is_empty() {
@@ -29,12 +32,26 @@ impl Policy {
             };
             let mut notes = Vec::new();
             match &r.entry.pattern {
-                super::allowlist::Pattern::Wildcard(s) => notes.push(format!("matches {s} and every subdomain")),
-                super::allowlist::Pattern::Net(_) => notes.push("explicit IP: exempt from the private-address guard on these ports".to_owned()),
+                super::allowlist::Pattern::Wildcard(s) => {
+                    notes.push(format!("matches {s} and every subdomain"))
+                }
+                super::allowlist::Pattern::Net(_) => notes.push(
+                    "explicit IP: exempt from the private-address guard on these ports".to_owned(),
+                ),
                 super::allowlist::Pattern::Exact(_) => {}
             }
-            let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join("; ")) };
-            writeln!(out, "  {:<11} {:<40} {:<14} [{source}]{notes}", r.mode.as_str(), r.entry.to_string(), r.entry.ports.to_string())?;
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", notes.join("; "))
+            };
+            writeln!(
+                out,
+                "  {:<11} {:<40} {:<14} [{source}]{notes}",
+                r.mode.as_str(),
+                r.entry.to_string(),
+                r.entry.ports.to_string()
+            )?;
         }
         writeln!(out, "private-address exemptions (egress.allow_private):")?;
         if self.allow_private.is_empty() {
@@ -43,7 +60,10 @@ impl Policy {
         for n in &self.allow_private {
             writeln!(out, "  {n}")?;
         }
-        writeln!(out, "static hosts (upstream.hosts; trusted, exempt from the guard):")?;
+        writeln!(
+            out,
+            "static hosts (upstream.hosts; trusted, exempt from the guard):"
+        )?;
         if self.hosts.is_empty() {
             writeln!(out, "  (none)")?;
         }
@@ -55,7 +75,11 @@ impl Policy {
             None => writeln!(out, "routes: (none)")?,
         }
         for r in &self.routes {
-            writeln!(out, "  {} -> {}  Authorization: {} <${}>", r.path, r.upstream, r.auth_scheme, r.token_env)?;
+            writeln!(
+                out,
+                "  {} -> {}  Authorization: {} <${}>",
+                r.path, r.upstream, r.auth_scheme, r.token_env
+            )?;
         }
         writeln!(out, "inject:")?;
         if self.inject.is_empty() {
@@ -72,13 +96,29 @@ impl Policy {
                 if i.require { " (required)" } else { "" }
             )?;
         }
-        let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
         writeln!(out, "dlp: mode {}", self.dlp.mode.as_str())?;
         writeln!(out, "  disabled rules: {}", list(&self.dlp.disable_rules))?;
         writeln!(out, "  warn-only rules: {}", list(&self.dlp.warn_rules))?;
-        let exempt: Vec<String> = self.dlp.exempt_hosts.iter().map(ToString::to_string).collect();
+        let exempt: Vec<String> = self
+            .dlp
+            .exempt_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         writeln!(out, "  exempt hosts: {}", list(&exempt))?;
-        let known: Vec<String> = self.dlp.known_secret_env.iter().map(|v| format!("${v}")).collect();
+        let known: Vec<String> = self
+            .dlp
+            .known_secret_env
+            .iter()
+            .map(|v| format!("${v}"))
+            .collect();
         writeln!(out, "  known secrets from: {}", list(&known))?;
         Ok(())
     }

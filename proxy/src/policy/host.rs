@@ -188,13 +188,14 @@ fn parse_ipv4_number(part: &str) -> Option<u64> {
     if part.is_empty() {
         return None;
     }
-    let (digits, radix) = if let Some(h) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
-        (h, 16)
-    } else if part.len() > 1 && part.starts_with('0') {
-        (&part[1..], 8)
-    } else {
-        (part, 10)
-    };
+    let (digits, radix) =
+        if let Some(h) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (h, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (&part[1..], 8)
+        } else {
+            (part, 10)
+        };
     if digits.is_empty() {
         return Some(0);
     }
@@ -352,10 +353,23 @@ mod tests {
             ("0x7f.1:80", ("127.0.0.1", 80)),
         ];
         for (input, (h, p)) in ok {
-            assert_eq!(parse_authority(input, 443), Ok((Host::parse(h).unwrap(), p)), "{input}");
+            assert_eq!(
+                parse_authority(input, 443),
+                Ok((Host::parse(h).unwrap(), p)),
+                "{input}"
+            );
         }
-        for bad in ["", "example.com:", "example.com:0", "example.com:99999", "user@example.com",
-            "::1", "[::1]x", "example.com:+1", "a:b:c"] {
+        for bad in [
+            "",
+            "example.com:",
+            "example.com:0",
+            "example.com:99999",
+            "user@example.com",
+            "::1",
+            "[::1]x",
+            "example.com:+1",
+            "a:b:c",
+        ] {
             assert!(parse_authority(bad, 443).is_err(), "{bad}");
         }
     }

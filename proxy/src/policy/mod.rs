@@ -10,6 +10,7 @@ mod describe;
 pub mod host;
 pub mod resolve;
 pub mod ssrf;
+mod suffix;
 
 pub use allowlist::{AllowEntry, Ports};
 pub use denial::{Denial, DenyReason};
@@ -114,10 +115,18 @@ impl Policy {
     pub fn from_config(cfg: &Config) -> Policy {
         let mut rules = Vec::new();
         for e in &cfg.egress.allow {
-            rules.push(Rule { entry: e.clone(), mode: Mode::Intercept, origin: Origin::Allow });
+            rules.push(Rule {
+                entry: e.clone(),
+                mode: Mode::Intercept,
+                origin: Origin::Allow,
+            });
         }
         for e in &cfg.egress.passthrough {
-            rules.push(Rule { entry: e.clone(), mode: Mode::Passthrough, origin: Origin::Passthrough });
+            rules.push(Rule {
+                entry: e.clone(),
+                mode: Mode::Passthrough,
+                origin: Origin::Passthrough,
+            });
         }
         for r in &cfg.routes {
             rules.push(Rule {
@@ -127,7 +136,11 @@ impl Policy {
             });
         }
         for i in &cfg.inject {
-            rules.push(Rule { entry: exact(&i.host, i.port), mode: Mode::Intercept, origin: Origin::Inject });
+            rules.push(Rule {
+                entry: exact(&i.host, i.port),
+                mode: Mode::Intercept,
+                origin: Origin::Inject,
+            });
         }
         Policy {
             rules,
@@ -159,7 +172,11 @@ impl Policy {
             .filter(|r| r.entry.matches(host, port))
             .max_by_key(|r| (r.entry.specificity(), r.mode == Mode::Intercept));
         let Some(rule) = best else {
-            let near = self.rules.iter().find(|r| r.entry.matches_host(host)).map(Rule::label);
+            let near = self
+                .rules
+                .iter()
+                .find(|r| r.entry.matches_host(host))
+                .map(Rule::label);
             return Err(Denial::new(host, port, DenyReason::NotAllowed { near }));
         };
         if let Host::Ip(ip) = host {
@@ -180,13 +197,17 @@ impl Policy {
     /// names the same normalized host and port as `target`; a missing port means `default_port`.
     /// Used to refuse domain fronting inside a tunnel.
     pub fn same_target(&self, authority: &str, default_port: u16, target: &Target) -> bool {
-        host::parse_authority(authority, default_port).is_ok_and(|(h, p)| h == target.host && p == target.port)
+        host::parse_authority(authority, default_port)
+            .is_ok_and(|(h, p)| h == target.host && p == target.port)
     }
 
     /// True if two authorities (e.g. the Host header and the absolute-form URI) name the same
     /// normalized host and port.
     pub fn same_authority(&self, a: &str, b: &str, default_port: u16) -> bool {
-        match (host::parse_authority(a, default_port), host::parse_authority(b, default_port)) {
+        match (
+            host::parse_authority(a, default_port),
+            host::parse_authority(b, default_port),
+        ) {
             (Ok(x), Ok(y)) => x == y,
             _ => false,
         }
@@ -198,8 +219,13 @@ impl Policy {
     }
 
     /// Injections that apply to this destination.
-    pub fn injections_for<'a>(&'a self, target: &'a Target) -> impl Iterator<Item = &'a Inject> + 'a {
-        self.inject.iter().filter(move |i| i.host == target.host && i.port == target.port)
+    pub fn injections_for<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> impl Iterator<Item = &'a Inject> + 'a {
+        self.inject
+            .iter()
+            .filter(move |i| i.host == target.host && i.port == target.port)
     }
 }
 
@@ -208,5 +234,8 @@ fn exact(host: &Host, port: u16) -> AllowEntry {
         Host::Name(n) => Pattern::Exact(n.clone()),
         Host::Ip(ip) => Pattern::Net(IpNet::from(*ip)),
     };
-    AllowEntry { pattern, ports: Ports::One(port) }
+    AllowEntry {
+        pattern,
+        ports: Ports::One(port),
+    }
 }

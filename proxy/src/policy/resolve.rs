@@ -53,7 +53,10 @@ impl std::fmt::Debug for Resolver {
             Backend::Hickory(_) => "hickory",
             Backend::Static(_) => "static",
         };
-        f.debug_struct("Resolver").field("backend", &backend).field("hosts", &self.hosts).finish()
+        f.debug_struct("Resolver")
+            .field("backend", &backend)
+            .field("hosts", &self.hosts)
+            .finish()
     }
 }
 
@@ -148,10 +151,16 @@ impl Resolver {
     }
 
     fn check_ip(&self, target: &Target, ip: IpAddr) -> Result<(), DenyReason> {
-        let Some(b) = ssrf::classify(ip) else { return Ok(()) };
+        let Some(b) = ssrf::classify(ip) else {
+            return Ok(());
+        };
         let exempt = target.private_exempt()
             || self.allow_private.iter().any(|n| n.contains(&ip))
-            || b.embedded.is_some_and(|(_, v4)| self.allow_private.iter().any(|n| n.contains(&IpAddr::V4(v4))));
+            || b.embedded.is_some_and(|(_, v4)| {
+                self.allow_private
+                    .iter()
+                    .any(|n| n.contains(&IpAddr::V4(v4)))
+            });
         if b.never || !exempt {
             return Err(DenyReason::blocked(ip, b));
         }
@@ -168,9 +177,16 @@ impl Resolver {
                 // Fully qualified: search domains must not turn an allowed name into another one.
                 let fqdn = format!("{name}.");
                 match tokio::time::timeout(self.timeout, r.lookup_ip(fqdn)).await {
-                    Err(_) => Err(DenyReason::ResolveFailed(format!("timed out after {} ms", self.timeout.as_millis()))),
-                    Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Err(DenyReason::NoAddresses),
-                    Ok(Err(e)) => Err(DenyReason::ResolveFailed(e.to_string().chars().take(MAX_ERROR_LEN).collect())),
+                    Err(_) => Err(DenyReason::ResolveFailed(format!(
+                        "timed out after {} ms",
+                        self.timeout.as_millis()
+                    ))),
+                    Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => {
+                        Err(DenyReason::NoAddresses)
+                    }
+                    Ok(Err(e)) => Err(DenyReason::ResolveFailed(
+                        e.to_string().chars().take(MAX_ERROR_LEN).collect(),
+                    )),
                     Ok(Ok(lookup)) => Ok(lookup.iter().collect()),
                 }
             }

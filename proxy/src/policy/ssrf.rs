@@ -27,8 +27,20 @@ struct Class<N> {
     never: bool,
 }
 
-const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8, class: &'static str, never: bool) -> Class<Ipv4Net> {
-    Class { net: Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), len), class, never }
+const fn v4(
+    a: u8,
+    b: u8,
+    c: u8,
+    d: u8,
+    len: u8,
+    class: &'static str,
+    never: bool,
+) -> Class<Ipv4Net> {
+    Class {
+        net: Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), len),
+        class,
+        never,
+    }
 }
 
 pub const LOOPBACK: &str = "loopback";
@@ -39,11 +51,27 @@ pub const LINK_LOCAL_V4: &str = "link-local / cloud metadata (169.254.0.0/16)";
 const V4_CLASSES: &[Class<Ipv4Net>] = &[
     v4(0, 0, 0, 0, 8, "\"this network\" (0.0.0.0/8)", true),
     v4(10, 0, 0, 0, 8, PRIVATE, false),
-    v4(100, 64, 0, 0, 10, "carrier-grade NAT (100.64.0.0/10)", false),
+    v4(
+        100,
+        64,
+        0,
+        0,
+        10,
+        "carrier-grade NAT (100.64.0.0/10)",
+        false,
+    ),
     v4(127, 0, 0, 0, 8, LOOPBACK, false),
     v4(169, 254, 0, 0, 16, LINK_LOCAL_V4, false),
     v4(172, 16, 0, 0, 12, PRIVATE, false),
-    v4(192, 0, 0, 0, 24, "IETF protocol assignments (192.0.0.0/24)", false),
+    v4(
+        192,
+        0,
+        0,
+        0,
+        24,
+        "IETF protocol assignments (192.0.0.0/24)",
+        false,
+    ),
     v4(192, 168, 0, 0, 16, PRIVATE, false),
     v4(198, 18, 0, 0, 15, "benchmarking (198.18.0.0/15)", false),
     v4(224, 0, 0, 0, 4, "multicast", true),
@@ -53,19 +81,58 @@ const V4_CLASSES: &[Class<Ipv4Net>] = &[
 
 const fn v6(segs: [u16; 8], len: u8, class: &'static str, never: bool) -> Class<Ipv6Net> {
     let [a, b, c, d, e, f, g, h] = segs;
-    Class { net: Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, d, e, f, g, h), len), class, never }
+    Class {
+        net: Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, d, e, f, g, h), len),
+        class,
+        never,
+    }
 }
 
 /// Ranges blocked outright (no embedded IPv4 to look at).
 const V6_CLASSES: &[Class<Ipv6Net>] = &[
-    v6([0, 0, 0, 0, 0, 0, 0, 0], 128, "unspecified address (::)", true),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        128,
+        "unspecified address (::)",
+        true,
+    ),
     v6([0, 0, 0, 0, 0, 0, 0, 1], 128, LOOPBACK, false),
-    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "NAT64 local-use (64:ff9b:1::/48)", false),
-    v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "discard-only (100::/64)", false),
-    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, "Teredo tunnel (2001::/32)", false),
-    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (fc00::/7)", false),
-    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local (fe80::/10)", false),
-    v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local (fec0::/10, deprecated)", false),
+    v6(
+        [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
+        48,
+        "NAT64 local-use (64:ff9b:1::/48)",
+        false,
+    ),
+    v6(
+        [0x100, 0, 0, 0, 0, 0, 0, 0],
+        64,
+        "discard-only (100::/64)",
+        false,
+    ),
+    v6(
+        [0x2001, 0, 0, 0, 0, 0, 0, 0],
+        32,
+        "Teredo tunnel (2001::/32)",
+        false,
+    ),
+    v6(
+        [0xfc00, 0, 0, 0, 0, 0, 0, 0],
+        7,
+        "unique local (fc00::/7)",
+        false,
+    ),
+    v6(
+        [0xfe80, 0, 0, 0, 0, 0, 0, 0],
+        10,
+        "link-local (fe80::/10)",
+        false,
+    ),
+    v6(
+        [0xfec0, 0, 0, 0, 0, 0, 0, 0],
+        10,
+        "site-local (fec0::/10, deprecated)",
+        false,
+    ),
     v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast", true),
 ];
 
@@ -86,16 +153,28 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Blocked> {
     V4_CLASSES
         .iter()
         .find(|c| c.net.contains(&ip))
-        .map(|c| Blocked { class: c.class, never: c.never, embedded: None })
+        .map(|c| Blocked {
+            class: c.class,
+            never: c.never,
+            embedded: None,
+        })
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<Blocked> {
     if let Some(c) = V6_CLASSES.iter().find(|c| c.net.contains(&ip)) {
-        return Some(Blocked { class: c.class, never: c.never, embedded: None });
+        return Some(Blocked {
+            class: c.class,
+            never: c.never,
+            embedded: None,
+        });
     }
     let (form, v4) = embedded_ipv4(ip)?;
     match classify_v4(v4) {
-        Some(inner) => Some(Blocked { class: inner.class, never: inner.never, embedded: Some((form, v4)) }),
+        Some(inner) => Some(Blocked {
+            class: inner.class,
+            never: inner.never,
+            embedded: Some((form, v4)),
+        }),
         // The deprecated IPv4-compatible form has no legitimate use as a destination.
         None if form == IPV4_COMPATIBLE => Some(Blocked {
             class: "IPv4-compatible IPv6 (::/96, deprecated)",
@@ -160,10 +239,21 @@ mod tests {
         for (ip, want) in blocked {
             assert_eq!(reason(ip), Some(want), "{ip}");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.0", "172.15.255.255", "172.32.0.0",
-            "192.169.0.1", "198.17.255.255", "198.20.0.0", "223.255.255.255", "169.253.255.255",
-            "93.184.216.34", "203.0.113.5"]
-        {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.169.0.1",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "169.253.255.255",
+            "93.184.216.34",
+            "203.0.113.5",
+        ] {
             assert_eq!(reason(ip), None, "{ip}");
         }
     }
@@ -186,7 +276,12 @@ mod tests {
         for (ip, want) in blocked {
             assert_eq!(reason(ip), Some(want), "{ip}");
         }
-        for ip in ["2606:4700::1111", "2a00:1450:4001::200e", "2001:4860:4860::8888", "fe00::1"] {
+        for ip in [
+            "2606:4700::1111",
+            "2a00:1450:4001::200e",
+            "2001:4860:4860::8888",
+            "fe00::1",
+        ] {
             assert_eq!(reason(ip), None, "{ip}");
         }
     }
@@ -213,12 +308,22 @@ mod tests {
         assert_eq!(reason("::ffff:8.8.8.8"), None);
         assert_eq!(reason("64:ff9b::808:808"), None);
         assert_eq!(reason("2002:808:808::1"), None);
-        assert_eq!(reason("::8.8.8.8"), Some("IPv4-compatible IPv6 (::/96, deprecated)"));
+        assert_eq!(
+            reason("::8.8.8.8"),
+            Some("IPv4-compatible IPv6 (::/96, deprecated)")
+        );
     }
 
     #[test]
     fn never_dialable() {
-        for ip in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::", "ff02::1", "::ffff:0.0.0.0"] {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::",
+            "ff02::1",
+            "::ffff:0.0.0.0",
+        ] {
             assert!(classify(ip.parse().unwrap()).unwrap().never, "{ip}");
         }
         for ip in ["127.0.0.1", "10.0.0.1", "::1", "fd00::1"] {
