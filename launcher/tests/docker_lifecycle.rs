@@ -1,0 +1,164 @@
+//! A real bottle on the real engine: exit codes, env hygiene, teardown after exit and after SIGINT.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const AGENT: &str = "---\nbottle: test\n---\nYou are a test.\n";
+
+fn bottle_with_token(token_ref: &str) -> String {
+    format!(
+        "---\ncred_proxy:\n  routes:\n    - path: /anthropic/\n      upstream: https://api.anthropic.com\n      auth_scheme: Bearer\n      token_ref: {token_ref}\n      role: anthropic-base-url\n---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_code_is_propagated_and_everything_is_removed() {
+    let Some(docker) = docker_or_skip("exit_code_is_propagated_and_everything_is_removed").await
+    else {
+        return;
+    };
+    let image = standin_agent_image(&docker).await;
+    let run = unique("run");
+    let label = format!("{TEST_LABEL}={run}");
+    let _cleanup = Cleanup {
+        label: label.clone(),
+    };
+    let home = Home::new("---\n---\n", AGENT);
+    let out = home.run(
+        &[
+            "start",
+            "tester",
+            "--yes",
+            "--agent-image",
+            &image,
+            "--label",
+            &label,
+            "--",
+            "sh",
+            "-c",
+            "echo out-marker; echo err-marker >&2; exit 7",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("out-marker"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("err-marker"), "{}", stderr(&out));
+    let (containers, networks) = resources(&docker, &label).await;
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "left: {containers:?} {networks:?}"
+    );
+    assert!(
+        home.leftover_tmp().is_empty(),
+        "CA files left: {:?}",
+        home.leftover_tmp()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_env_and_inspect_hold_no_token() {
+    let Some(docker) = docker_or_skip("agent_env_and_inspect_hold_no_token").await else {
+        return;
+    };
+    let image = standin_agent_image(&docker).await;
+    let run = unique("run");
+    let label = format!("{TEST_LABEL}={run}");
+    let _cleanup = Cleanup {
+        label: label.clone(),
+    };
+    let token_ref = format!("CB_TEST_TOKEN_{}", run.replace('-', "_").to_uppercase());
+    let token = format!("sk-ant-oat01-{}", unique("secretvalue"));
+    let home = Home::new(&bottle_with_token(&token_ref), AGENT);
+    let mut child = home
+        .command(&[
+            "start",
+            "tester",
+            "--yes",
+            "--agent-image",
+            &image,
+            "--label",
+            &label,
+            "--",
+            "sh",
+            "-c",
+            "printenv; cat /etc/claude-bottle/ca.pem; sleep 20",
+        ])
+        .env(&token_ref, &token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Inspect the agent while it runs: env, cmd, labels, everything Docker knows about it.
+    let agent_label = format!("claude-bottle.role=agent");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut inspected = None;
+    while Instant::now() < deadline && inspected.is_none() {
+        let (containers, _) = resources(&docker, &label).await;
+        for name in containers {
+            let info = docker
+                .inspect_container(name.trim_start_matches('/'), None)
+                .await
+                .unwrap();
+            let labels = info
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default();
+            if labels.get("claude-bottle.role").map(String::as_str) == Some("agent")
+                && info.state.as_ref().and_then(|s| s.running) == Some(true)
+            {
+                inspected = Some(serde_json::to_string(&info).unwrap());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = agent_label;
+    let _ = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let inspected = inspected.expect("the agent never ran");
+    assert!(
+        !inspected.contains(&token),
+        "token in docker inspect of the agent"
+    );
+    assert!(inspected.contains("CLAUDE_CODE_OAUTH_TOKEN=claude-bottle-placeholder"));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("HTTPS_PROXY=http://egress:3128"),
+        "{printed}\n{}",
+        stderr(&out)
+    );
+    assert!(
+        printed.contains("ANTHROPIC_BASE_URL=http://cred-proxy:9099/anthropic"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("SSL_CERT_FILE=/etc/claude-bottle/ca.pem"),
+        "{printed}"
+    );
+    assert!(printed.contains("-----BEGIN CERTIFICATE-----"), "{printed}");
+    assert!(!printed.contains(&token), "token in the agent's env");
+    assert!(!stderr(&out).contains(&token), "token in launcher output");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let (containers, networks) = resources(&docker, &label).await;
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "left after SIGINT: {containers:?} {networks:?}"
+    );
+    assert!(
+        home.leftover_tmp().is_empty(),
+        "CA files left: {:?}",
+        home.leftover_tmp()
+    );
+}
