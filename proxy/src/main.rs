@@ -1,2 +1,174 @@
-//! egress-proxy CLI.
-fn main() {}
+//! `egress-proxy` command line. The subcommands and their flags are a public contract.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use egress_proxy::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "egress-proxy",
+    version,
+    about = "TLS-bumping egress proxy with allowlist, SSRF guard and DLP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve until SIGTERM/SIGINT. Without --config, runs the embedded default policy with an
+    /// ephemeral CA and prints how to use it.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage the per-bottle CA.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Validate a config and print the resolved policy.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Write DIR/ca.pem and DIR/ca.key (mode 0600).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run { config } => run(config.as_deref()),
+        Command::Ca {
+            command: CaCommand::Init { dir, days },
+        } => ca_init(&dir, days),
+        Command::Check { config } => check(&config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("egress-proxy: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}
+
+fn ca_init(dir: &Path, days: u64) -> anyhow::Result<ExitCode> {
+    let validity = std::time::Duration::from_secs(days * 24 * 3600);
+    let ca = certs::CertificateAuthority::generate(validity)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = ca.write_pem(dir)?;
+    println!("{}", files.cert.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("egress-proxy: {}: {e}", path.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let policy = egress_proxy::policy::Policy::from_config(&config);
+    println!("{}", policy.describe());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(path))
+}
+
+async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut _ephemeral: Option<tempfile::TempDir> = None;
+    let (config, ca) = match path {
+        Some(p) => {
+            let config = Config::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let ca_cfg = config
+                .ca
+                .as_ref()
+                .context("config has no [ca] section (cert, key); create one with `egress-proxy ca init --dir DIR`")?;
+            let ca = certs::CertificateAuthority::load(&ca_cfg.cert, &ca_cfg.key)?;
+            (config, ca)
+        }
+        None => {
+            let dir = tempfile::Builder::new().prefix("egress-proxy-").tempdir()?;
+            let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY)?;
+            let files = ca.write_pem(dir.path())?;
+            let config = Config::embedded_default()?;
+            eprintln!("egress-proxy: no --config given; running the embedded default policy.");
+            eprintln!("  export HTTPS_PROXY=http://{}", config.listen);
+            eprintln!(
+                "  export SSL_CERT_FILE={}   # ephemeral CA for this run",
+                files.cert.display()
+            );
+            let allowed: Vec<String> = config
+                .egress
+                .allow
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            eprintln!("  allowed: {}", allowed.join(", "));
+            eprintln!(
+                "  try: curl --proxy http://{} --cacert {} https://api.anthropic.com/",
+                config.listen,
+                files.cert.display()
+            );
+            _ephemeral = Some(dir);
+            (config, ca)
+        }
+    };
+    let running = egress_proxy::server::start(&config, ca).await?;
+    tracing::info!(
+        listen = %running.listen,
+        admin_listen = %running.admin_listen.map(|a| a.to_string()).unwrap_or_default(),
+        routes_listen = "",
+        "ready"
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down: draining connections");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}

@@ -11,9 +11,21 @@ use std::time::{Duration, Instant};
 #[test]
 fn ca_init_writes_a_constrained_p256_ca_with_a_private_key_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(common::bin()).args(["ca", "init", "--dir"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let key_mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode() & 0o777;
+    let out = Command::new(common::bin())
+        .args(["ca", "init", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_mode = std::fs::metadata(dir.path().join("ca.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(key_mode, 0o600);
     let text = Command::new("openssl")
         .args(["x509", "-noout", "-text", "-in"])
@@ -23,16 +35,31 @@ fn ca_init_writes_a_constrained_p256_ca_with_a_private_key_file() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
     assert!(text.contains("Certificate Sign, CRL Sign"), "{text}");
-    assert!(text.contains("prime256v1") || text.contains("P-256"), "{text}");
+    assert!(
+        text.contains("prime256v1") || text.contains("P-256"),
+        "{text}"
+    );
 }
 
 #[test]
 fn check_prints_the_resolved_policy() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[egress]\nallow = [\"Example.COM.\", \"*.example.org\"]\n").unwrap();
-    let out = Command::new(common::bin()).args(["check", "--config"]).arg(&cfg).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n[egress]\nallow = [\"Example.COM.\", \"*.example.org\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("example.com"), "normalised: {text}");
     assert!(text.contains("example.org"), "{text}");
@@ -42,8 +69,16 @@ fn check_prints_the_resolved_policy() {
 fn check_rejects_a_typo_with_did_you_mean() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[egress]\nalow = [\"example.com\"]\n").unwrap();
-    let out = Command::new(common::bin()).args(["check", "--config"]).arg(&cfg).output().unwrap();
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n[egress]\nalow = [\"example.com\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("alow") && err.contains("allow"), "{err}");
@@ -54,8 +89,16 @@ fn check_rejects_too_broad_wildcards() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     for entry in ["*", "*.com"] {
-        std::fs::write(&cfg, format!("listen = \"127.0.0.1:0\"\n[egress]\nallow = [\"{entry}\"]\n")).unwrap();
-        let out = Command::new(common::bin()).args(["check", "--config"]).arg(&cfg).output().unwrap();
+        std::fs::write(
+            &cfg,
+            format!("listen = \"127.0.0.1:0\"\n[egress]\nallow = [\"{entry}\"]\n"),
+        )
+        .unwrap();
+        let out = Command::new(common::bin())
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{entry} accepted");
     }
 }
@@ -91,5 +134,8 @@ fn run_without_config_prints_how_to_use_it() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(saw_proxy && saw_ca && saw_ready_or_bind_error, "proxy={saw_proxy} ca={saw_ca} ready={saw_ready_or_bind_error}");
+    assert!(
+        saw_proxy && saw_ca && saw_ready_or_bind_error,
+        "proxy={saw_proxy} ca={saw_ca} ready={saw_ready_or_bind_error}"
+    );
 }

@@ -21,7 +21,10 @@ fn denied_connect_is_a_403_naming_host_reason_and_the_line_to_add() {
     assert!(body.contains("evil.example"), "{body}");
     assert!(body.contains("443"), "{body}");
     assert!(body.to_lowercase().contains("allowlist"), "{body}");
-    assert!(body.contains("\"evil.example\""), "the hint names the entry to add: {body}");
+    assert!(
+        body.contains("\"evil.example\""),
+        "the hint names the entry to add: {body}"
+    );
     let deny = b.audit("deny");
     assert_eq!(deny.len(), 1);
     assert_eq!(deny[0]["kind"], "connect");
@@ -31,7 +34,11 @@ fn denied_connect_is_a_403_naming_host_reason_and_the_line_to_add() {
 #[test]
 fn curl_sees_the_403_before_any_tunnel() {
     let b = Bench::start();
-    let out = testkit::Curl::new("https://evil.example/").proxy(b.proxy.proxy_url()).cacert(b.ca()).run().unwrap();
+    let out = testkit::Curl::new("https://evil.example/")
+        .proxy(b.proxy.proxy_url())
+        .cacert(b.ca())
+        .run()
+        .unwrap();
     assert_eq!(out.connect_status, 403, "{}", out.stderr);
     assert_ne!(out.exit_code, 0);
 }
@@ -41,7 +48,11 @@ fn wrong_port_of_an_allowed_host_is_denied_with_a_port_hint() {
     let b = Bench::start();
     let (resp, _) = raw_connect(b.proxy.listen_addr(), &format!("{HOST}:1"), T).unwrap();
     assert_eq!(resp.status, 403);
-    assert!(resp.text().contains(&format!("{HOST}:1")), "{}", resp.text());
+    assert!(
+        resp.text().contains(&format!("{HOST}:1")),
+        "{}",
+        resp.text()
+    );
 }
 
 #[test]
@@ -77,12 +88,21 @@ fn domain_fronting_inside_a_tunnel_is_refused_and_nothing_forwarded() {
     let b = Bench::start();
     let port = b.upstream.port();
     for version in ["h1", "h2"] {
-        let mut c = b.curl("/echo").header("Host", &format!("alt.upstream.test:{port}"));
-        c = if version == "h1" { c.http1() } else { c.http2() };
+        let mut c = b
+            .curl("/echo")
+            .header("Host", &format!("alt.upstream.test:{port}"));
+        c = if version == "h1" {
+            c.http1()
+        } else {
+            c.http2()
+        };
         let out = c.run().unwrap();
         assert_eq!(out.status, 421, "{version}: {} {}", out.text(), out.stderr);
     }
-    assert!(b.upstream.requests().is_empty(), "a fronted request reached the upstream");
+    assert!(
+        b.upstream.requests().is_empty(),
+        "a fronted request reached the upstream"
+    );
 }
 
 #[test]
@@ -101,7 +121,9 @@ fn sni_that_differs_from_the_connect_host_closes_the_tunnel() {
     let ok = SClient::new(format!("{HOST}:{port}"))
         .proxy(b.proxy.listen_addr().to_string())
         .cafile(b.ca())
-        .input(format!("GET /echo HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"))
+        .input(format!(
+            "GET /echo HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
+        ))
         .ign_eof()
         .run()
         .unwrap();
@@ -113,15 +135,26 @@ fn sni_that_differs_from_the_connect_host_closes_the_tunnel() {
 fn non_tls_bytes_in_a_bumped_tunnel_are_closed() {
     let b = Bench::start();
     let port = b.upstream.port();
-    let (resp, mut tunnel) = raw_connect(b.proxy.listen_addr(), &format!("{HOST}:{port}"), T).unwrap();
+    let (resp, mut tunnel) =
+        raw_connect(b.proxy.listen_addr(), &format!("{HOST}:{port}"), T).unwrap();
     assert_eq!(resp.status, 200);
-    tunnel.write_all(format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes()).unwrap();
+    tunnel
+        .write_all(format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .unwrap();
     tunnel.set_read_timeout(Some(T)).unwrap();
     let mut buf = Vec::new();
     let _ = tunnel.read_to_end(&mut buf);
-    assert!(buf.is_empty(), "got bytes back: {:?}", String::from_utf8_lossy(&buf));
+    assert!(
+        buf.is_empty(),
+        "got bytes back: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
     assert!(b.upstream.requests().is_empty());
-    let tunnel_events: Vec<_> = b.audit("deny").into_iter().filter(|e| e["kind"] == "tunnel").collect();
+    let tunnel_events: Vec<_> = b
+        .audit("deny")
+        .into_iter()
+        .filter(|e| e["kind"] == "tunnel")
+        .collect();
     assert_eq!(tunnel_events.len(), 1, "{:?}", b.proxy.audit_lines());
 }
 
@@ -166,6 +199,11 @@ fn oversized_request_heads_get_431() {
 #[test]
 fn origin_form_requests_to_the_proxy_itself_are_400() {
     let b = Bench::start();
-    let raw = http_raw(b.proxy.listen_addr(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", T).unwrap();
+    let raw = http_raw(
+        b.proxy.listen_addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        T,
+    )
+    .unwrap();
     assert_eq!(RawResponse::parse(&raw).unwrap().status, 400);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Bench, Setup, HOST};
-use testkit::{git_clone, PyRequest};
+use testkit::{git_clone, python_requests, PyRequest};
 
 #[test]
 fn curl_h1_and_h2_reach_an_allowlisted_host() {
@@ -19,15 +19,25 @@ fn curl_h1_and_h2_reach_an_allowlisted_host() {
     assert_eq!(h2.http_version, "2");
     assert_eq!(h2.json().unwrap()["path"], "/echo");
     assert_eq!(b.upstream.requests().len(), 2);
-    let allowed: Vec<_> = b.audit("allow").into_iter().filter(|e| e["kind"] == "request").collect();
+    let allowed: Vec<_> = b
+        .audit("allow")
+        .into_iter()
+        .filter(|e| e["kind"] == "request")
+        .collect();
     assert_eq!(allowed.len(), 2, "{:?}", b.proxy.audit_lines());
     assert_eq!(allowed[0]["host"], HOST);
-    assert_eq!(allowed[0]["path"], "/echo?q=", "query values are not audited");
+    assert_eq!(
+        allowed[0]["path"], "/echo?q=",
+        "query values are not audited"
+    );
 }
 
 #[test]
 fn h2_client_to_h1_only_upstream() {
-    let b = Bench::with(Setup { alpn_h1_only: true, ..Setup::default() });
+    let b = Bench::with(Setup {
+        alpn_h1_only: true,
+        ..Setup::default()
+    });
     let out = b.curl("/echo").http2().run().unwrap();
     assert_eq!(out.status, 200, "{}", out.stderr);
     assert_eq!(out.http_version, "2");
@@ -37,14 +47,22 @@ fn h2_client_to_h1_only_upstream() {
 #[test]
 fn python_requests_through_the_proxy() {
     let b = Bench::start();
-    let r = PyRequest::get(b.url("/echo")).proxy(b.proxy.proxy_url()).ca(b.ca()).run().unwrap();
+    let r = python_requests(
+        &PyRequest::get(b.url("/echo"))
+            .proxy(b.proxy.proxy_url())
+            .ca(b.ca()),
+    )
+    .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(b.upstream.requests().len(), 1);
 }
 
 #[test]
 fn git_clone_over_https_through_the_proxy() {
-    let b = Bench::with(Setup { git: true, ..Setup::default() });
+    let b = Bench::with(Setup {
+        git: true,
+        ..Setup::default()
+    });
     let dest = tempfile::tempdir().unwrap();
     let out = git_clone(
         &b.url("/git/repo.git"),
@@ -54,43 +72,78 @@ fn git_clone_over_https_through_the_proxy() {
         &[],
     )
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(dest.path().join("repo/README.md").exists() || dest.path().join("repo/README").exists());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dest.path().join("repo/README.md").exists() || dest.path().join("repo/README").exists()
+    );
 }
 
 #[test]
 fn sse_events_arrive_one_by_one() {
     let b = Bench::start();
-    let timed = b.curl("/sse?n=4&interval_ms=500").http1().run_timed_lines().unwrap();
-    let events: Vec<_> = timed.lines.iter().filter(|(_, l)| l.starts_with("data:")).collect();
+    let timed = b
+        .curl("/sse?n=4&interval_ms=500")
+        .http1()
+        .run_timed_lines()
+        .unwrap();
+    let events: Vec<_> = timed
+        .lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("data:"))
+        .collect();
     assert_eq!(events.len(), 4, "{:?}", timed);
     let first = events[0].0;
     let last = events[3].0;
-    assert!(last - first >= Duration::from_millis(1200), "events were buffered: {first:?} .. {last:?}");
+    assert!(
+        last - first >= Duration::from_millis(1200),
+        "events were buffered: {first:?} .. {last:?}"
+    );
 }
 
 #[test]
 fn sse_events_arrive_one_by_one_over_h2() {
     let b = Bench::start();
-    let timed = b.curl("/sse?n=3&interval_ms=500").http2().run_timed_lines().unwrap();
-    let events: Vec<_> = timed.lines.iter().filter(|(_, l)| l.starts_with("data:")).collect();
+    let timed = b
+        .curl("/sse?n=3&interval_ms=500")
+        .http2()
+        .run_timed_lines()
+        .unwrap();
+    let events: Vec<_> = timed
+        .lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("data:"))
+        .collect();
     assert_eq!(events.len(), 3, "{:?}", timed);
     assert!(events[2].0 - events[0].0 >= Duration::from_millis(800));
 }
 
 #[test]
 fn upstream_tls_failure_is_a_502_that_says_why() {
-    let b = Bench::with(Setup { trust_upstream: false, ..Setup::default() });
+    let b = Bench::with(Setup {
+        trust_upstream: false,
+        ..Setup::default()
+    });
     let out = b.curl("/echo").run().unwrap();
     assert_eq!(out.status, 502);
     let body = out.text();
-    assert!(body.contains("TLS") && body.to_lowercase().contains("certificate"), "{body}");
+    assert!(
+        body.contains("TLS") && body.to_lowercase().contains("certificate"),
+        "{body}\n{}",
+        b.proxy.stderr()
+    );
     assert!(b.upstream.requests().is_empty());
 }
 
 #[test]
 fn passthrough_hosts_are_not_intercepted() {
-    let b = Bench::with(Setup { passthrough: true, ..Setup::default() });
+    let b = Bench::with(Setup {
+        passthrough: true,
+        ..Setup::default()
+    });
     // The upstream's own certificate reaches the client: it verifies with the upstream CA…
     let direct_ca = testkit::Curl::new(b.url("/echo"))
         .proxy(b.proxy.proxy_url())
@@ -108,11 +161,22 @@ fn metrics_and_healthz() {
     let b = Bench::start();
     assert_eq!(b.curl("/echo").run().unwrap().status, 200);
     let admin = b.proxy.admin_addr().expect("admin listener");
-    let health = testkit::Curl::new(format!("http://{admin}/healthz")).run().unwrap();
+    let health = testkit::Curl::new(format!("http://{admin}/healthz"))
+        .run()
+        .unwrap();
     assert_eq!(health.status, 200);
-    let metrics = testkit::Curl::new(format!("http://{admin}/metrics")).run().unwrap().text();
-    assert!(metrics.contains("egress_decisions_total{decision=\"allow\",reason=\"connect\"} 1"), "{metrics}");
-    assert!(metrics.contains("egress_cert_cache_misses_total 1"), "{metrics}");
+    let metrics = testkit::Curl::new(format!("http://{admin}/metrics"))
+        .run()
+        .unwrap()
+        .text();
+    assert!(
+        metrics.contains("egress_decisions_total{decision=\"allow\",reason=\"connect\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("egress_cert_cache_misses_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("egress_active_connections"), "{metrics}");
 }
 

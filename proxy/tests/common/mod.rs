@@ -54,7 +54,9 @@ impl Bench {
 
     pub fn with(setup: Setup) -> Bench {
         let test_ca = TestCa::new().unwrap();
-        let (cert, key) = test_ca.issue(&[HOST, "alt.upstream.test", "127.0.0.1"]).unwrap();
+        let (cert, key) = test_ca
+            .issue(&[HOST, "alt.upstream.test", "127.0.0.1"])
+            .unwrap();
         let mut opts = UpstreamOptions::tls(cert, key);
         if setup.alpn_h1_only {
             opts = opts.h1_only();
@@ -65,20 +67,45 @@ impl Bench {
         let upstream = Upstream::start(opts).unwrap();
         let proxy_ca = ProxyCa::init(&bin()).unwrap();
         let port = upstream.port();
-        let mut allow = vec![format!("{HOST}:{port}"), format!("alt.upstream.test:{port}")];
+        // A host in both lists would be intercepted (the tie goes to inspection).
+        let mut allow = vec![format!("alt.upstream.test:{port}")];
+        if !setup.passthrough {
+            allow.push(format!("{HOST}:{port}"));
+        }
         allow.extend(setup.allow.iter().cloned());
-        let allow_list = allow.iter().map(|a| toml_str(a)).collect::<Vec<_>>().join(", ");
-        let passthrough = if setup.passthrough { toml_str(&format!("{HOST}:{port}")) } else { String::new() };
-        let roots = if setup.trust_upstream { toml_str(&test_ca.ca_pem_path().to_string_lossy()) } else { String::new() };
+        let allow_list = allow
+            .iter()
+            .map(|a| toml_str(a))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let passthrough = if setup.passthrough {
+            toml_str(&format!("{HOST}:{port}"))
+        } else {
+            String::new()
+        };
+        let roots = if setup.trust_upstream {
+            toml_str(&test_ca.ca_pem_path().to_string_lossy())
+        } else {
+            String::new()
+        };
         let config = format!(
             "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{extra_top}\n{ca}\n[egress]\nallow = [{allow_list}]\npassthrough = [{passthrough}]\n\n[upstream]\nextra_roots = [{roots}]\n[upstream.hosts]\n\"{HOST}\" = \"127.0.0.1\"\n\"alt.upstream.test\" = \"127.0.0.1\"\n{extra}\n",
             extra_top = "",
             ca = proxy_ca.config_section(),
             extra = setup.extra,
         );
-        let env: Vec<(&str, &str)> = setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env: Vec<(&str, &str)> = setup
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let proxy = ProxyProcess::start(&bin(), &config, &env).unwrap();
-        Bench { test_ca, upstream, proxy_ca, proxy }
+        Bench {
+            test_ca,
+            upstream,
+            proxy_ca,
+            proxy,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -91,11 +118,17 @@ impl Bench {
     }
 
     pub fn curl(&self, path: &str) -> testkit::Curl {
-        testkit::Curl::new(self.url(path)).proxy(self.proxy.proxy_url()).cacert(self.proxy_ca.cert_path())
+        testkit::Curl::new(self.url(path))
+            .proxy(self.proxy.proxy_url())
+            .cacert(self.proxy_ca.cert_path())
     }
 
     /// The audit events with the given decision.
     pub fn audit(&self, decision: &str) -> Vec<serde_json::Value> {
-        self.proxy.audit_lines().into_iter().filter(|e| e["decision"] == decision).collect()
+        self.proxy
+            .audit_lines()
+            .into_iter()
+            .filter(|e| e["decision"] == decision)
+            .collect()
     }
 }

@@ -1,0 +1,283 @@
+//! Request-smuggling guard for HTTP/1 client connections.
+//!
+//! hyper resolves framing ambiguities on its own (it drops `Content-Length` when
+//! `Transfer-Encoding` is present and folds duplicate equal lengths), so by the time a request
+//! reaches us the evidence is gone. This reader watches the raw bytes as hyper reads them,
+//! follows message framing (heads, Content-Length and chunked bodies), and marks the connection
+//! poisoned when a head carries both framings or a repeated Content-Length. Handlers refuse
+//! every request on a poisoned connection: a client that sends such a head is either broken or
+//! attacking, and fail-closed is the answer to both.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::limits::MAX_HEADER_BYTES;
+
+/// Shared between the reader and the request handlers of one connection.
+#[derive(Debug, Clone, Default)]
+pub struct Poison(Arc<AtomicBool>);
+
+impl Poison {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Head(Vec<u8>),
+    Body(u64),
+    ChunkSize(Vec<u8>),
+    ChunkData(u64),
+    ChunkCrlf(u8),
+    Trailers(Vec<u8>),
+    /// Tunnel, upgrade, or something hyper will reject itself: stop looking.
+    Done,
+}
+
+/// Follows HTTP/1 framing over a byte stream.
+#[derive(Debug)]
+pub struct Framing {
+    state: State,
+    poison: Poison,
+}
+
+impl Framing {
+    pub fn new(poison: Poison) -> Self {
+        Framing {
+            state: State::Head(Vec::new()),
+            poison,
+        }
+    }
+
+    pub fn observe(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let used = self.step(bytes);
+            bytes = &bytes[used..];
+        }
+    }
+
+    /// Consumes a prefix of `bytes`, returning how much.
+    fn step(&mut self, bytes: &[u8]) -> usize {
+        match &mut self.state {
+            State::Done => bytes.len(),
+            State::Head(buf) => {
+                let (used, complete) = take_until(buf, bytes, b"\r\n\r\n");
+                if buf.len() > MAX_HEADER_BYTES + 4 {
+                    self.state = State::Done;
+                } else if complete {
+                    let head = std::mem::take(buf);
+                    self.state = self.after_head(&head);
+                }
+                used
+            }
+            State::Body(left) | State::ChunkData(left) => {
+                let n = (*left).min(bytes.len() as u64);
+                *left -= n;
+                if *left == 0 {
+                    self.state = match self.state {
+                        State::ChunkData(_) => State::ChunkCrlf(2),
+                        _ => State::Head(Vec::new()),
+                    };
+                }
+                n as usize
+            }
+            State::ChunkCrlf(left) => {
+                let n = (*left as usize).min(bytes.len());
+                *left -= n as u8;
+                if *left == 0 {
+                    self.state = State::ChunkSize(Vec::new());
+                }
+                n
+            }
+            State::ChunkSize(line) => {
+                let (used, complete) = take_until(line, bytes, b"\r\n");
+                if line.len() > 1024 {
+                    self.state = State::Done;
+                } else if complete {
+                    self.state = match httparse::parse_chunk_size(line) {
+                        Ok(httparse::Status::Complete((_, 0))) => State::Trailers(Vec::new()),
+                        Ok(httparse::Status::Complete((_, size))) => State::ChunkData(size),
+                        _ => State::Done,
+                    };
+                }
+                used
+            }
+            State::Trailers(buf) => {
+                let (used, complete) = take_until(buf, bytes, b"\r\n");
+                if buf.len() > MAX_HEADER_BYTES {
+                    self.state = State::Done;
+                } else if complete {
+                    let empty = buf.len() == 2;
+                    buf.clear();
+                    if empty {
+                        self.state = State::Head(Vec::new());
+                    }
+                }
+                used
+            }
+        }
+    }
+
+    fn after_head(&self, head: &[u8]) -> State {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut headers);
+        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+            return State::Done;
+        }
+        let mut lengths = 0;
+        let mut length = None;
+        let mut chunked = false;
+        let mut upgrade = false;
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                lengths += 1;
+                length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = true;
+            } else if h.name.eq_ignore_ascii_case("upgrade") {
+                upgrade = true;
+            }
+        }
+        if (lengths > 0 && chunked) || lengths > 1 {
+            self.poison.set();
+            return State::Done;
+        }
+        if req.method == Some("CONNECT") || upgrade {
+            State::Done
+        } else if chunked {
+            State::ChunkSize(Vec::new())
+        } else {
+            match length {
+                Some(n) if n > 0 => State::Body(n),
+                _ => State::Head(Vec::new()),
+            }
+        }
+    }
+}
+
+/// Appends bytes to `buf` up to and including the first `delim`; returns (consumed, found).
+fn take_until(buf: &mut Vec<u8>, bytes: &[u8], delim: &[u8]) -> (usize, bool) {
+    for (i, &b) in bytes.iter().enumerate() {
+        buf.push(b);
+        if buf.ends_with(delim) {
+            return (i + 1, true);
+        }
+    }
+    (bytes.len(), false)
+}
+
+pin_project_lite::pin_project! {
+    /// An IO whose inbound bytes pass through a [`Framing`] observer.
+    pub struct Guarded<T> {
+        #[pin]
+        inner: T,
+        framing: Framing,
+    }
+}
+
+impl<T> Guarded<T> {
+    pub fn new(inner: T, poison: Poison) -> Self {
+        Guarded {
+            inner,
+            framing: Framing::new(poison),
+        }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Guarded<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let r = this.inner.poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            this.framing.observe(&buf.filled()[before..]);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisoned(stream: &[u8], split: usize) -> bool {
+        let poison = Poison::default();
+        let mut f = Framing::new(poison.clone());
+        f.observe(&stream[..split]);
+        f.observe(&stream[split..]);
+        poison.is_set()
+    }
+
+    #[test]
+    fn flags_cl_te_and_duplicate_cl_at_any_split() {
+        let cl_te = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        let dup =
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
+        for s in 0..cl_te.len() {
+            assert!(poisoned(cl_te, s), "split {s}");
+        }
+        for s in 0..dup.len() {
+            assert!(poisoned(dup, s), "split {s}");
+        }
+    }
+
+    #[test]
+    fn bodies_that_look_like_heads_do_not_poison() {
+        // A clean chunked request whose body contains header-like text, then a clean CL request.
+        let body = "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let stream = format!(
+            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+            body.len(),
+            body.len()
+        );
+        for s in 0..stream.len() {
+            assert!(!poisoned(stream.as_bytes(), s), "split {s}");
+        }
+    }
+
+    #[test]
+    fn a_later_smuggled_head_is_still_seen() {
+        let stream = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(poisoned(stream, 10));
+    }
+}

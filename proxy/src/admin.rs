@@ -1,0 +1,63 @@
+//! The admin listener: `GET /healthz` and `GET /metrics`. Kept apart from the proxy listener so
+//! an agent can be denied access to it by address alone.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::body;
+use crate::forward::ProxyBody;
+use crate::metrics::CertCacheFigures;
+use crate::state::Proxy;
+
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(_) => continue,
+            },
+        };
+        let proxy = Arc::clone(&proxy);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let proxy = Arc::clone(&proxy);
+                async move { Ok::<_, Infallible>(answer(&req, &proxy)) }
+            });
+            let _ = crate::accept::http1::builder()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn answer(req: &Request<Incoming>, proxy: &Proxy) -> Response<ProxyBody> {
+    if req.method() != Method::GET {
+        return body::response(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+    }
+    match req.uri().path() {
+        "/healthz" => body::response(StatusCode::OK, "ok\n"),
+        "/metrics" => {
+            let s = proxy.certs.stats();
+            let figures = CertCacheFigures {
+                hits: s.hits,
+                misses: s.misses,
+                size: s.size,
+            };
+            let mut resp = body::response(StatusCode::OK, proxy.metrics.render(figures));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        _ => body::response(StatusCode::NOT_FOUND, "try /healthz or /metrics\n"),
+    }
+}

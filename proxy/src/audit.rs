@@ -1,0 +1,196 @@
+//! One JSON line per decision. The audit stream is the user's record of what the agent tried,
+//! so it is written synchronously (a line per event, flushed) and never carries a secret:
+//! query values are dropped from paths and DLP findings arrive already redacted.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// What kind of traffic the event describes.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A CONNECT request (the tunnel decision).
+    Connect,
+    /// A request inside a bumped tunnel, or an absolute-form plain HTTP request.
+    Request,
+    /// A passthrough tunnel, when it closes.
+    Tunnel,
+    /// A credential route request on the routes listener.
+    Route,
+}
+
+/// The outcome of a decision.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+    Error,
+}
+
+/// One audit line. Field names are a public contract (scripts parse them).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub time: String,
+    pub conn: u64,
+    pub kind: Kind,
+    pub client: Option<SocketAddr>,
+    pub method: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub decision: Decision,
+    pub reason: String,
+    pub status: u16,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<serde_json::Value>,
+    #[serde(skip)]
+    started: Option<Instant>,
+}
+
+impl Event {
+    /// Starts an event; `finish` stamps the duration.
+    pub fn begin(conn: u64, kind: Kind, client: Option<SocketAddr>) -> Self {
+        Event {
+            time: now_rfc3339(),
+            conn,
+            kind,
+            client,
+            method: String::new(),
+            host: String::new(),
+            port: 0,
+            path: String::new(),
+            decision: Decision::Allow,
+            reason: String::new(),
+            status: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+            findings: Vec::new(),
+            started: Some(Instant::now()),
+        }
+    }
+
+    pub fn target(mut self, method: &str, host: &str, port: u16, path_and_query: &str) -> Self {
+        method.clone_into(&mut self.method);
+        host.clone_into(&mut self.host);
+        self.port = port;
+        self.path = redact_query(path_and_query);
+        self
+    }
+
+    pub fn outcome(&mut self, decision: Decision, status: u16, reason: impl Into<String>) {
+        self.decision = decision;
+        self.status = status;
+        self.reason = reason.into();
+    }
+
+    fn stamp(&mut self) {
+        if let Some(started) = self.started {
+            self.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        }
+    }
+}
+
+/// Keeps query keys (useful to read) and drops their values (where tokens hide).
+pub fn redact_query(path_and_query: &str) -> String {
+    match path_and_query.split_once('?') {
+        None => path_and_query.to_owned(),
+        Some((path, query)) => {
+            let keys: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k))
+                .collect();
+            let mut out = String::with_capacity(path.len() + query.len());
+            out.push_str(path);
+            out.push('?');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                out.push_str(k);
+                out.push('=');
+            }
+            out
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Where audit lines go.
+pub struct Sink {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl Sink {
+    pub fn stdout() -> Self {
+        Sink {
+            out: Mutex::new(Box::new(std::io::stdout())),
+        }
+    }
+
+    pub fn stderr() -> Self {
+        Sink {
+            out: Mutex::new(Box::new(std::io::stderr())),
+        }
+    }
+
+    pub fn file(path: &Path) -> std::io::Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Sink {
+            out: Mutex::new(Box::new(f)),
+        })
+    }
+
+    /// Writes one line. An audit write failure is logged, never fatal to the request: the
+    /// decision was already enforced.
+    pub fn emit(&self, mut event: Event) {
+        event.stamp();
+        let mut line = match serde_json::to_vec(&event) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "audit event not serializable");
+                return;
+            }
+        };
+        line.push(b'\n');
+        let Ok(mut out) = self.out.lock() else {
+            tracing::error!("audit sink poisoned");
+            return;
+        };
+        if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
+            tracing::error!(error = %e, "audit write failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_dropped_keys_kept() {
+        assert_eq!(
+            redact_query("/a/b?token=s3cr3t&x=1&flag"),
+            "/a/b?token=&x=&flag="
+        );
+        assert_eq!(redact_query("/plain"), "/plain");
+    }
+}

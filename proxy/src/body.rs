@@ -1,0 +1,129 @@
+//! Body wrappers that observe bytes as they stream through, without buffering: a byte counter
+//! for the audit and metrics, and a finalizer that runs however the body ends (completion,
+//! error or the peer going away), which is when a request's audit line can be written.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use crate::forward::{BoxError, ProxyBody};
+
+type Finalizer = Box<dyn FnOnce(u64) + Send>;
+
+pin_project_lite::pin_project! {
+    /// Counts data bytes into a shared counter; runs the finalizer with the total on drop.
+    pub struct Counted<B> {
+        #[pin]
+        inner: B,
+        counter: Arc<AtomicU64>,
+        finalizer: Option<Finalizer>,
+    }
+
+    impl<B> PinnedDrop for Counted<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(f) = this.finalizer.take() {
+                f(this.counter.load(Ordering::Relaxed));
+            }
+        }
+    }
+}
+
+impl<B> Counted<B> {
+    pub fn new(inner: B, counter: Arc<AtomicU64>) -> Self {
+        Counted {
+            inner,
+            counter,
+            finalizer: None,
+        }
+    }
+
+    pub fn on_drop(mut self, f: impl FnOnce(u64) + Send + 'static) -> Self {
+        self.finalizer = Some(Box::new(f));
+        self
+    }
+}
+
+impl<B> Body for Counted<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A short complete body, for proxy-generated answers (denials, errors).
+pub fn text(s: impl Into<String>) -> ProxyBody {
+    http_body_util::Full::new(Bytes::from(s.into()))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Boxes any streaming body into the proxy's body type.
+pub fn boxed<B>(b: B) -> ProxyBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    b.map_err(Into::into).boxed_unsync()
+}
+
+/// A plain-text response, as every proxy-generated answer is.
+pub fn response(
+    status: http::StatusCode,
+    text_body: impl Into<String>,
+) -> http::Response<ProxyBody> {
+    let mut resp = http::Response::new(text(text_body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// A bodiless response (CONNECT's 200).
+pub fn empty_response(status: http::StatusCode) -> http::Response<ProxyBody> {
+    let mut resp = http::Response::new(empty());
+    *resp.status_mut() = status;
+    resp
+}

@@ -1,0 +1,74 @@
+//! Terminates the agent's TLS with a cached per-host `ServerConfig` and serves HTTP/1.1 or
+//! HTTP/2 — whichever ALPN chose — so every request inside the tunnel goes through `request`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::server::conn::http2;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+
+use crate::accept::framing::{Guarded, Poison};
+use crate::accept::ClientCx;
+use crate::audit::{Decision, Event, Kind};
+use crate::limits::{MAX_HEADER_BYTES, TLS_HANDSHAKE_TIMEOUT};
+use crate::policy::Target;
+use crate::request::{handle_bumped, TunnelCx};
+use crate::state::Proxy;
+
+pub async fn intercept<IO>(io: IO, target: Target, cx: ClientCx, proxy: Arc<Proxy>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let host = target.host_string();
+    let config = match proxy.certs.get(&host).await {
+        Ok(c) => c,
+        Err(e) => return fail(&proxy, cx, &target, format!("leaf issuance failed: {e}")),
+    };
+    let accept = TlsAcceptor::from(config).accept(io);
+    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
+        Err(_) => return fail(&proxy, cx, &target, "TLS handshake timed out".into()),
+        Ok(Err(e)) => return fail(&proxy, cx, &target, format!("TLS handshake failed: {e}")),
+        Ok(Ok(tls)) => tls,
+    };
+    let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let tunnel = Arc::new(TunnelCx { client: cx, target });
+    let poison = Poison::default();
+    let poison_reader = poison.clone();
+    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(poison.clone());
+        let proxy = Arc::clone(&proxy);
+        let tunnel = Arc::clone(&tunnel);
+        async move { Ok::<_, Infallible>(handle_bumped(req, tunnel, proxy).await) }
+    });
+    let result = if is_h2 {
+        http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .serve_connection(TokioIo::new(tls), svc)
+            .await
+    } else {
+        let io = TokioIo::new(Guarded::new(tls, poison_reader));
+        crate::accept::http1::builder()
+            .serve_connection(io, svc)
+            .with_upgrades()
+            .await
+    };
+    if let Err(e) = result {
+        tracing::debug!(conn = cx.conn, error = %e, "bumped connection ended");
+    }
+}
+
+fn fail(proxy: &Proxy, cx: ClientCx, target: &Target, reason: String) {
+    let mut event = Event::begin(cx.conn, Kind::Tunnel, Some(cx.peer)).target(
+        "TLS",
+        &target.host_string(),
+        target.port,
+        "",
+    );
+    event.outcome(Decision::Error, 0, reason);
+    proxy.metrics.decision("error", "tls");
+    proxy.audit.emit(event);
+}

@@ -1,0 +1,47 @@
+//! Every bound the proxy enforces, in one place, so a reviewer can see the whole resource
+//! envelope at a glance and tests can refer to the same numbers.
+
+use std::time::Duration;
+
+/// Largest request head (request line + headers) accepted from a client. hyper answers 431
+/// beyond it; a head larger than this is never a legitimate agent request.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Most header fields in one request head; more is answered with 431. This is hyper's default
+/// and must stay so (see `accept::http1::builder`).
+pub const MAX_HEADERS: usize = 100;
+
+/// Time a client has to send a complete request head on a fresh or idle keep-alive connection.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time a client has to send its ClientHello after the CONNECT was answered.
+pub const CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest ClientHello we wait for before giving up on the tunnel (post-quantum key shares make
+/// them a few KiB; 64 KiB is far beyond any real one).
+pub const MAX_CLIENT_HELLO_BYTES: usize = 64 * 1024;
+
+/// Time to finish the TLS handshake with the agent, once the ClientHello has arrived.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time to establish a TCP connection (and TLS) to an upstream.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time to wait for an upstream's response head once the request is sent.
+pub const UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Idle time after which pooled upstream connections and passthrough/WebSocket tunnels close.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Pooled idle upstream connections kept per host.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
+
+/// Concurrent client connections; further accepts wait for a slot (backpressure on the
+/// listener rather than unbounded tasks).
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// How long a graceful shutdown waits for in-flight connections before dropping them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Bytes buffered per direction when splicing passthrough and WebSocket tunnels.
+pub const SPLICE_BUFFER: usize = 16 * 1024;

@@ -1,0 +1,253 @@
+//! One request through the pipeline: authority checks → inspect → forward → stream back,
+//! with one audit line written when the response body ends.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::accept::framing::Poison;
+use crate::accept::ClientCx;
+use crate::audit::{Decision, Event, Kind};
+use crate::body::{self, Counted};
+use crate::forward::headers::{is_websocket_upgrade, strip_hop_by_hop};
+use crate::forward::ProxyBody;
+use crate::policy::Target;
+use crate::state::Proxy;
+
+/// What a bumped tunnel was allowed for; every request inside must stay within it.
+#[derive(Debug)]
+pub struct TunnelCx {
+    pub client: ClientCx,
+    pub target: Target,
+}
+
+/// A request that arrived inside a bumped TLS tunnel.
+pub async fn handle_bumped(
+    req: Request<Incoming>,
+    tunnel: Arc<TunnelCx>,
+    proxy: Arc<Proxy>,
+) -> Response<ProxyBody> {
+    let t = &tunnel.target;
+    let path = path_and_query(req.uri());
+    let event = Event::begin(tunnel.client.conn, Kind::Request, Some(tunnel.client.peer)).target(
+        req.method().as_str(),
+        &t.host_string(),
+        t.port,
+        &path,
+    );
+    // Domain fronting: the tunnel was allowed for one host; a Host/:authority naming another
+    // would smuggle a request to it past the CONNECT decision.
+    if let Err(why) = authority_matches(&req, t, &proxy) {
+        return proxy.refuse(event, StatusCode::MISDIRECTED_REQUEST, "fronting", why);
+    }
+    let Ok(uri) = format!("https://{}{}", t.authority(), path).parse::<Uri>() else {
+        return proxy.refuse(
+            event,
+            StatusCode::BAD_REQUEST,
+            "protocol",
+            "unparseable request target".into(),
+        );
+    };
+    exchange(req, uri, event, proxy).await
+}
+
+/// An absolute-form plain-HTTP request (`GET http://host/path`).
+pub async fn handle_plain(
+    req: Request<Incoming>,
+    cx: ClientCx,
+    proxy: Arc<Proxy>,
+) -> Response<ProxyBody> {
+    let path = path_and_query(req.uri());
+    let host = req.uri().host().unwrap_or_default().to_owned();
+    let port = req.uri().port_u16().unwrap_or(80);
+    let event = Event::begin(cx.conn, Kind::Request, Some(cx.peer)).target(
+        req.method().as_str(),
+        &host,
+        port,
+        &path,
+    );
+    if req.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
+        return proxy.refuse(
+            event,
+            StatusCode::BAD_REQUEST,
+            "protocol",
+            "only http:// absolute-form requests are proxied; use CONNECT for https".into(),
+        );
+    }
+    if let Some(h) = req.headers().get(HOST) {
+        let same = req
+            .uri()
+            .authority()
+            .is_some_and(|a| same_authority(h, a.as_str(), port, &proxy));
+        if !same {
+            return proxy.refuse(
+                event,
+                StatusCode::BAD_REQUEST,
+                "fronting",
+                "Host header disagrees with the request URI".into(),
+            );
+        }
+    }
+    let target = match proxy.policy.check(&host, port) {
+        Ok(t) => t,
+        Err(d) => return proxy.deny(event, &d),
+    };
+    if let Err(d) = proxy.resolver.resolve_checked(&target).await {
+        return proxy.deny(event, &d);
+    }
+    let Ok(uri) = format!("http://{}{}", target.authority(), path).parse::<Uri>() else {
+        return proxy.refuse(
+            event,
+            StatusCode::BAD_REQUEST,
+            "protocol",
+            "unparseable request target".into(),
+        );
+    };
+    exchange(req, uri, event, proxy).await
+}
+
+async fn exchange(
+    mut req: Request<Incoming>,
+    uri: Uri,
+    mut event: Event,
+    proxy: Arc<Proxy>,
+) -> Response<ProxyBody> {
+    let poisoned = req.extensions().get::<Poison>().is_some_and(Poison::is_set);
+    let why = if poisoned {
+        Some("ambiguous message framing (Content-Length with Transfer-Encoding, or repeated Content-Length)")
+    } else {
+        smuggling(req.headers())
+    };
+    if let Some(why) = why {
+        let mut resp = proxy.refuse(event, StatusCode::BAD_REQUEST, "smuggling", why.into());
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    let websocket = req.version() == Version::HTTP_11 && is_websocket_upgrade(req.headers());
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, incoming) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers, websocket);
+    parts.headers.remove(HOST);
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+
+    let up = Arc::new(AtomicU64::new(0));
+    let upstream_req =
+        Request::from_parts(parts, body::boxed(Counted::new(incoming, Arc::clone(&up))));
+    let mut resp = match proxy.upstream.send(upstream_req, websocket).await {
+        Ok(r) => r,
+        Err(e) => {
+            let status = e.status();
+            let (decision, class) = match e {
+                crate::forward::ForwardError::Denied(_) => (Decision::Deny, "ssrf"),
+                _ => (Decision::Error, "upstream"),
+            };
+            event.outcome(decision, status.as_u16(), e.to_string());
+            event.bytes_up = up.load(Ordering::Relaxed);
+            proxy.metrics.decision(
+                if decision == Decision::Deny {
+                    "deny"
+                } else {
+                    "error"
+                },
+                class,
+            );
+            proxy.audit.emit(event);
+            return body::response(status, format!("egress-proxy: {e}\n"));
+        }
+    };
+
+    let upgraded = websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop(resp.headers_mut(), upgraded);
+    event.outcome(Decision::Allow, resp.status().as_u16(), "allowed");
+    proxy.metrics.decision("allow", "request");
+
+    if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        let proxy = Arc::clone(&proxy);
+        tokio::spawn(async move {
+            if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
+                let moved = crate::bump::splice::splice(TokioIo::new(c), TokioIo::new(u)).await;
+                event.bytes_up = moved.up;
+                event.bytes_down = moved.down;
+                proxy.metrics.add_bytes(moved.up, moved.down);
+            }
+            proxy.audit.emit(event);
+        });
+        let (mut parts, _) = resp.into_parts();
+        parts.version = Version::HTTP_11;
+        return Response::from_parts(parts, body::empty());
+    }
+
+    let (mut parts, incoming) = resp.into_parts();
+    parts.version = Version::HTTP_11;
+    let down = Arc::new(AtomicU64::new(0));
+    let audit_proxy = Arc::clone(&proxy);
+    let counted = Counted::new(incoming, down).on_drop(move |bytes_down| {
+        event.bytes_down = bytes_down;
+        event.bytes_up = up.load(Ordering::Relaxed);
+        audit_proxy.metrics.add_bytes(event.bytes_up, bytes_down);
+        audit_proxy.audit.emit(event);
+    });
+    Response::from_parts(parts, body::boxed(counted))
+}
+
+/// Rejects the framing ambiguities request smuggling is built on (RFC 9112 §6.3).
+fn smuggling(headers: &HeaderMap) -> Option<&'static str> {
+    let cl = headers.get_all(CONTENT_LENGTH).iter().count();
+    let te = headers.contains_key(TRANSFER_ENCODING);
+    if cl > 0 && te {
+        return Some("both Content-Length and Transfer-Encoding present");
+    }
+    if cl > 1 {
+        return Some("duplicate Content-Length");
+    }
+    None
+}
+
+fn path_and_query(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// The Host header (HTTP/1) or `:authority` (HTTP/2) must name the tunnel's host and port.
+fn authority_matches(req: &Request<Incoming>, t: &Target, proxy: &Proxy) -> Result<(), String> {
+    let from_uri = req.uri().authority().map(|a| a.as_str().to_owned());
+    let from_host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let mut seen = false;
+    for authority in [from_uri, from_host].into_iter().flatten() {
+        seen = true;
+        if !proxy.policy.same_target(&authority, 443, t) {
+            return Err(format!(
+                "request names {authority:?} inside a tunnel opened for {}",
+                t.authority()
+            ));
+        }
+    }
+    if seen {
+        Ok(())
+    } else {
+        Err("request has no Host or :authority".into())
+    }
+}
+
+fn same_authority(
+    host_header: &HeaderValue,
+    uri_authority: &str,
+    default_port: u16,
+    proxy: &Proxy,
+) -> bool {
+    let Ok(h) = host_header.to_str() else {
+        return false;
+    };
+    proxy.policy.same_authority(h, uri_authority, default_port)
+}
