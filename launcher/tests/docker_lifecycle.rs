@@ -78,7 +78,7 @@ async fn agent_env_and_inspect_hold_no_token() {
     let token_ref = format!("CB_TEST_TOKEN_{}", run.replace('-', "_").to_uppercase());
     let token = format!("sk-ant-oat01-{}", unique("secretvalue"));
     let home = Home::new(&bottle_with_token(&token_ref), AGENT);
-    let mut child = home
+    let child = home
         .command(&[
             "start",
             "tester",
@@ -98,7 +98,6 @@ async fn agent_env_and_inspect_hold_no_token() {
         .spawn()
         .unwrap();
     // Inspect the agent while it runs: env, cmd, labels, everything Docker knows about it.
-    let agent_label = format!("claude-bottle.role=agent");
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut inspected = None;
     while Instant::now() < deadline && inspected.is_none() {
@@ -121,7 +120,6 @@ async fn agent_env_and_inspect_hold_no_token() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let _ = agent_label;
     let _ = std::process::Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())

@@ -360,7 +360,12 @@ async fn create_agent(
         attach_stdin: Some(plan.interactive),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
-        host_config: Some(hardened(runtime)),
+        host_config: Some(HostConfig {
+            // Docker's embedded DNS still answers container names (egress, cred-proxy), but forwards
+            // every other query here, where nothing listens: no DNS tunnel out of the bottle.
+            dns: Some(vec!["127.0.0.1".to_owned()]),
+            ..hardened(runtime)
+        }),
         networking_config: Some(endpoint(&plan.networks.internal, None)),
         ..Default::default()
     };
