@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use rustls::crypto::CryptoProvider;
+use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::ServerConfig;
 
@@ -28,6 +29,12 @@ pub const MAX_CACHED_CONFIGS: u64 = 10_000;
 /// is always replaced days before it expires. (Leaves are also capped at the CA's end of
 /// validity; when that passes the CA itself is dead, and no re-issue could help.)
 pub const CACHE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// TLS sessions remembered for resumption, shared by every host's `ServerConfig`.
+///
+/// rustls gives each `ServerConfig` its own store pre-allocated for 256 sessions (~30 KiB); at
+/// [`MAX_CACHED_CONFIGS`] that would be ~300 MB. One shared store bounds it once, and is safe
+/// because rustls only resumes a session under the SNI it was created for.
+pub const SESSION_CACHE_ENTRIES: usize = 4096;
 /// ALPN offered to clients of a bumped tunnel, in preference order.
 pub const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
@@ -60,6 +67,7 @@ pub struct CertCache {
     ca: Arc<CertificateAuthority>,
     leaf_key: LeafKey,
     provider: Arc<CryptoProvider>,
+    sessions: Arc<dyn StoresServerSessions>,
     configs: Cache<String, Arc<ServerConfig>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -101,6 +109,7 @@ impl CertCache {
             leaf_key: LeafKey::generate()?,
             // Explicit provider: never depend on whatever process-wide default is installed.
             provider: Arc::new(rustls::crypto::ring::default_provider()),
+            sessions: ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
             configs: Cache::builder()
                 .max_capacity(max_capacity)
                 .time_to_live(ttl)
@@ -145,6 +154,8 @@ impl CertCache {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
         config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+        config.session_storage = Arc::clone(&self.sessions);
+        tracing::debug!(host, "issued leaf certificate");
         Ok(Arc::new(config))
     }
 

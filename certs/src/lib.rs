@@ -18,7 +18,7 @@ pub use ca::{
 };
 pub use cache::{
     CacheStats, CertCache, ServerConfigFuture, ServerConfigSource, ALPN_PROTOCOLS, CACHE_TTL,
-    MAX_CACHED_CONFIGS,
+    MAX_CACHED_CONFIGS, SESSION_CACHE_ENTRIES,
 };
 pub use error::CertError;
 pub use leaf::{normalize_host, IssuedLeaf, LeafKey, LEAF_VALIDITY, MAX_HOST_LEN};

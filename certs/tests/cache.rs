@@ -172,3 +172,29 @@ async fn uncached_issue_does_not_touch_the_cache() {
     assert!(!Arc::ptr_eq(&a, &b));
     assert_eq!(cache.stats().misses, 1);
 }
+
+#[tokio::test]
+async fn sessions_resume_through_one_shared_bounded_store() {
+    let cache = cache();
+    let x = cache.get("x.test").await.unwrap();
+    let y = cache.get("y.test").await.unwrap();
+    assert!(std::ptr::addr_eq(
+        Arc::as_ptr(&x.session_storage),
+        Arc::as_ptr(&y.session_storage)
+    ));
+
+    let client_cfg = client_config(cache.ca(), &[b"h2"]);
+    let connect = |name: &str, server_cfg: &Arc<rustls::ServerConfig>| {
+        let mut client = ClientConnection::new(
+            Arc::clone(&client_cfg),
+            ServerName::try_from(name.to_owned()).unwrap(),
+        )
+        .unwrap();
+        let mut server = ServerConnection::new(Arc::clone(server_cfg)).unwrap();
+        common::handshake(&mut client, &mut server).unwrap();
+        client.handshake_kind().unwrap()
+    };
+    assert_eq!(connect("x.test", &x), rustls::HandshakeKind::Full);
+    assert_eq!(connect("x.test", &x), rustls::HandshakeKind::Resumed);
+    assert_eq!(connect("y.test", &y), rustls::HandshakeKind::Full);
+}

@@ -72,6 +72,16 @@ pub fn handshake(
             client.process_new_packets()?;
         }
         if !client.is_handshaking() && !server.is_handshaking() {
+            // Deliver what the server sends right after (TLS 1.3 session tickets).
+            let mut rest = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut rest).unwrap();
+            }
+            let mut slice = &rest[..];
+            while !slice.is_empty() {
+                client.read_tls(&mut slice).unwrap();
+                client.process_new_packets()?;
+            }
             return Ok(());
         }
     }
