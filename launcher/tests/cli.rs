@@ -1,5 +1,10 @@
 //! The CLI without Docker: `--dry-run` plans, confirmation, and manifest errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod support;
 

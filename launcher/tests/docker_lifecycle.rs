@@ -32,7 +32,21 @@ async fn exit_code_is_propagated_and_everything_is_removed() {
     let _cleanup = Cleanup {
         label: label.clone(),
     };
-    let home = Home::new("---\n---\n", AGENT);
+    let home = Home::new(
+        "---\ngit_user:\n  name: \"Test Er\"\n  email: t@example.com\n---\n",
+        "---\nbottle: test\nskills: [review]\n---\nYou are a test.\n",
+    );
+    std::fs::create_dir_all(home.dir.path().join("skills/review/refs")).unwrap();
+    std::fs::write(
+        home.dir.path().join("skills/review/SKILL.md"),
+        "skill-marker\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.dir.path().join("skills/review/refs/a.md"),
+        "ref-marker\n",
+    )
+    .unwrap();
     let out = home.run(
         &[
             "start",
@@ -45,11 +59,18 @@ async fn exit_code_is_propagated_and_everything_is_removed() {
             "--",
             "sh",
             "-c",
-            "echo out-marker; echo err-marker >&2; exit 7",
+            "echo out-marker; echo err-marker >&2; cat ~/.claude/skills/review/SKILL.md ~/.claude/skills/review/refs/a.md ~/.gitconfig; echo uid=$(id -u); exit 7",
         ],
         &[],
     );
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("skill-marker") && text.contains("ref-marker"),
+        "{text}"
+    );
+    assert!(text.contains("name = \"Test Er\""), "{text}");
+    assert!(text.contains("uid=1000"), "{text}");
     assert!(stdout(&out).contains("out-marker"), "{}", stdout(&out));
     assert!(stderr(&out).contains("err-marker"), "{}", stderr(&out));
     let (containers, networks) = resources(&docker, &label).await;

@@ -55,8 +55,9 @@ fn host_ip(s: &str) -> Result<(String, String), String> {
     launcher::manifest::rules::extra_host(host, ip)
 }
 
-fn options(args: &StartArgs) -> Options {
+fn options(args: &StartArgs, home: &std::path::Path) -> Options {
     Options {
+        skills_root: Some(home.join("skills")),
         agent_image: args.agent_image.clone(),
         command: (!args.command.is_empty()).then(|| args.command.clone()),
         labels: args.labels.clone(),
@@ -87,12 +88,19 @@ pub async fn run(args: StartArgs) -> Result<u8> {
         Err(_) => format!("{}:<proxy binary not found>", images::SIDECAR_REPO),
     };
     let id = plan::new_id(&resolved.agent.name);
-    let mut plan = plan::build(&resolved, &id, &sidecar, &options(&args));
+    let mut plan = plan::build(&resolved, &id, &sidecar, &options(&args, &home));
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(0);
     }
     let proxy = proxy?;
+    for (name, dir) in &plan.skill_dirs {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "agent skill `{name}` not found: expected the directory {}",
+            dir.display()
+        );
+    }
     let tokens = topology::read_tokens(&plan)?;
     eprint!("{}", preflight(&plan));
     if !confirmed(args.yes)? {

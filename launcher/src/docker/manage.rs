@@ -12,6 +12,9 @@ use serde::Serialize;
 use super::{is_not_found, DockerError};
 use crate::plan::{LABEL_AGENT, LABEL_BOTTLE, LABEL_ROLE};
 
+/// Network removal retries while concurrently removed containers release their endpoints.
+const NETWORK_REMOVE_RETRIES: u32 = 10;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BottleRow {
     pub id: String,
@@ -94,10 +97,20 @@ pub async fn stop(docker: &Docker, id: Option<&str>) -> Result<Vec<String>, Dock
         .map_err(DockerError::api("listing networks"))?;
     for n in networks {
         let Some(name) = n.name else { continue };
-        match docker.remove_network(&name).await {
-            Ok(()) => removed.push(format!("network {name}")),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(DockerError::api(format!("removing network {name}"))(e)),
+        // A container being removed concurrently may still hold an endpoint for a moment.
+        let mut attempt = 0;
+        loop {
+            match docker.remove_network(&name).await {
+                Ok(()) => removed.push(format!("network {name}")),
+                Err(e) if is_not_found(&e) => {}
+                Err(_) if attempt < NETWORK_REMOVE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => return Err(DockerError::api(format!("removing network {name}"))(e)),
+            }
+            break;
         }
     }
     Ok(removed)

@@ -65,12 +65,13 @@ pub fn label_map(labels: &[(String, String)]) -> HashMap<String, String> {
     labels.iter().cloned().collect()
 }
 
-/// Whether an API error is a 404 (already gone: fine during cleanup).
+/// Whether a removal error means someone else already removed it or is removing it (404, 409):
+/// fine during cleanup, e.g. when `claude-bottle stop` races the launcher's own teardown.
 pub fn is_not_found(err: &bollard::errors::Error) -> bool {
     matches!(
         err,
         bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
+            status_code: 404 | 409,
             ..
         }
     )

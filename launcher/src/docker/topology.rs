@@ -395,8 +395,39 @@ async fn create_agent(
             AGENT_UID,
         )?;
     }
+    for (name, dir) in &plan.skill_dirs {
+        add_tree(
+            &mut files,
+            dir,
+            &format!("{AGENT_HOME}/.claude/skills/{name}"),
+        )?;
+    }
     upload(docker, &id, &files).await?;
     Ok(id)
+}
+
+/// Copies a host directory (regular files and subdirectories; symlinks are skipped so a skill
+/// cannot pull in files from elsewhere) into the agent, owned by the agent user.
+fn add_tree(files: &mut Rootfs, dir: &std::path::Path, at: &str) -> Result<(), DockerError> {
+    own_home_parents(files, &format!("{at}/x"))?;
+    files.add_dir(at, 0o755, AGENT_UID, AGENT_UID)?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| DockerError::Other(format!("skill directory {}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            add_tree(files, &path, &format!("{at}/{name}"))?;
+        } else if kind.is_file() {
+            let data = std::fs::read(&path)
+                .map_err(|e| DockerError::Other(format!("{}: {e}", path.display())))?;
+            files.add_owned_file(&format!("{at}/{name}"), data, 0o644, AGENT_UID, AGENT_UID)?;
+        }
+    }
+    Ok(())
 }
 
 /// Directories between the agent's home and a file in it belong to the agent user.

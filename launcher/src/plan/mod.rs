@@ -41,6 +41,8 @@ pub struct Options {
     pub upstream_hosts: Vec<(String, String)>,
     /// Extra PEM roots the proxy trusts for upstream TLS.
     pub upstream_cas: Vec<std::path::PathBuf>,
+    /// `$CLAUDE_BOTTLE_HOME/skills`: each agent skill is the directory of that name in it.
+    pub skills_root: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +113,9 @@ pub struct Plan {
     pub proxy_config: String,
     #[serde(skip)]
     pub upstream_cas: Vec<std::path::PathBuf>,
+    /// Skill name → host directory, copied to `~/.claude/skills/<name>/` in the agent.
+    #[serde(skip)]
+    pub skill_dirs: Vec<(String, std::path::PathBuf)>,
 }
 
 /// A fresh, short bottle id: `<agent>-<8 hex>`; Docker names derive from it.
@@ -208,6 +213,15 @@ pub fn build(resolved: &Resolved, id: &str, sidecar_image: &str, opts: &Options)
         agent_env,
         agent_files,
         upstream_cas,
+        skill_dirs: match &opts.skills_root {
+            Some(root) => resolved
+                .agent
+                .skills
+                .iter()
+                .map(|s| (s.clone(), root.join(s)))
+                .collect(),
+            None => Vec::new(),
+        },
     }
 }
 
