@@ -11,7 +11,10 @@ pub mod policy;
 pub mod accept;
 pub mod bump;
 pub mod forward;
+pub mod inject;
+pub mod inspect;
 pub mod request;
+pub mod route;
 
 pub mod admin;
 pub mod audit;

@@ -45,3 +45,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Bytes buffered per direction when splicing passthrough and WebSocket tunnels.
 pub const SPLICE_BUFFER: usize = 16 * 1024;
+
+/// Most request-body bytes held back while DLP clears them. The scanner's own window keeps this
+/// far lower for plain bodies; the bound matters for compressed bodies whose decoded output
+/// lags. Past it the request is refused: never forwarded unscanned.
+pub const MAX_HELD_BODY_BYTES: usize = 8 << 20;

@@ -37,6 +37,15 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Scan files with the DLP engine (each file as a request body; `-` is stdin; `.gz` is
+    /// decompressed). Exit 0 clean, 1 findings, 2 error.
+    Scan {
+        /// One JSON object per finding on stdout.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +69,7 @@ fn main() -> ExitCode {
             command: CaCommand::Init { dir, days },
         } => ca_init(&dir, days),
         Command::Check { config } => check(&config),
+        Command::Scan { json, paths } => scan(json, &paths),
     };
     match result {
         Ok(code) => code,
@@ -88,6 +98,37 @@ fn ca_init(dir: &Path, days: u64) -> anyhow::Result<ExitCode> {
     let files = ca.write_pem(dir)?;
     println!("{}", files.cert.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn scan(json: bool, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let engine = std::sync::Arc::new(dlp_rules::Engine::builtin()?);
+    let mut any = false;
+    for path in paths {
+        let name = path.to_string_lossy();
+        let findings = if name == "-" {
+            dlp_rules::scan_reader(&engine, std::io::stdin().lock(), "-")
+        } else {
+            let file = std::fs::File::open(path).with_context(|| format!("opening {name}"))?;
+            dlp_rules::scan_reader(&engine, std::io::BufReader::new(file), &name)
+        }
+        .with_context(|| format!("scanning {name}"))?;
+        for f in &findings {
+            any = true;
+            if json {
+                let mut v = serde_json::to_value(f)?;
+                v["path"] = serde_json::Value::String(name.to_string());
+                v["rule"] = serde_json::Value::String(f.rule_id.clone());
+                println!("{v}");
+            } else {
+                println!("{name}: {f}");
+            }
+        }
+    }
+    Ok(if any {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
@@ -149,11 +190,17 @@ async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             (config, ca)
         }
     };
-    let running = egress_proxy::server::start(&config, ca).await?;
+    let secrets = config.resolve_secrets(|name| std::env::var(name).ok())?;
+    // The tokens now live only in `secrets` (wrapped, zeroized on drop); keep them out of the
+    // environment any child or crash handler could see.
+    for (name, _) in secrets.iter() {
+        std::env::remove_var(name);
+    }
+    let running = egress_proxy::server::start(&config, ca, &secrets).await?;
     tracing::info!(
         listen = %running.listen,
         admin_listen = %running.admin_listen.map(|a| a.to_string()).unwrap_or_default(),
-        routes_listen = "",
+        routes_listen = %running.routes_listen.map(|a| a.to_string()).unwrap_or_default(),
         "ready"
     );
     wait_for_signal().await?;

@@ -15,8 +15,11 @@ use crate::audit::{Decision, Event, Kind};
 use crate::body::{self, Counted};
 use crate::forward::headers::{is_websocket_upgrade, strip_hop_by_hop};
 use crate::forward::ProxyBody;
+use crate::inspect::body::{ScanBody, SharedVerdict};
+use crate::inspect::{self, Verdict};
 use crate::policy::Target;
 use crate::state::Proxy;
+use dlp_rules::BodyContext;
 
 /// What a bumped tunnel was allowed for; every request inside must stay within it.
 #[derive(Debug)]
@@ -52,7 +55,9 @@ pub async fn handle_bumped(
             "unparseable request target".into(),
         );
     };
-    exchange(req, uri, event, proxy).await
+    let target = t.clone();
+    let inject = proxy.injector.for_target(&target);
+    exchange(req, uri, &target, event, proxy, inject).await
 }
 
 /// An absolute-form plain-HTTP request (`GET http://host/path`).
@@ -107,14 +112,22 @@ pub async fn handle_plain(
             "unparseable request target".into(),
         );
     };
-    exchange(req, uri, event, proxy).await
+    exchange(req, uri, &target, event, proxy, None).await
 }
 
-async fn exchange(
+/// Rewrites the request head after inspection and before forwarding (credential injection,
+/// route authorization). An `Err` refuses the request with that explanation.
+pub type Prepare = Box<dyn FnOnce(&mut http::request::Parts) -> Result<(), String> + Send>;
+
+/// Inspect → prepare → forward → stream back. `target` is what policy allowed; `uri` is the
+/// absolute upstream URI.
+pub async fn exchange(
     mut req: Request<Incoming>,
     uri: Uri,
+    target: &Target,
     mut event: Event,
     proxy: Arc<Proxy>,
+    prepare: Option<Prepare>,
 ) -> Response<ProxyBody> {
     let poisoned = req.extensions().get::<Poison>().is_some_and(Poison::is_set);
     let why = if poisoned {
@@ -133,13 +146,59 @@ async fn exchange(
     let (mut parts, incoming) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, websocket);
     parts.headers.remove(HOST);
+
+    // Inspect what the agent sent, before anything of ours (credentials) is added.
+    let inspecting = proxy.inspector.applies_to(target);
+    if inspecting {
+        let verdict = proxy.inspector.head(&parts);
+        event.findings = verdict.audit_findings();
+        if let Some(f) = &verdict.blocking {
+            let body = inspect::denial_body(parts.method.as_str(), target, f);
+            return proxy.refuse_dlp(event, &verdict, body);
+        }
+    }
+    if let Some(prepare) = prepare {
+        if let Err(why) = prepare(&mut parts) {
+            return proxy.refuse(event, StatusCode::FORBIDDEN, "inject", why);
+        }
+    }
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
     let up = Arc::new(AtomicU64::new(0));
-    let upstream_req =
-        Request::from_parts(parts, body::boxed(Counted::new(incoming, Arc::clone(&up))));
-    let mut resp = match proxy.upstream.send(upstream_req, websocket).await {
+    let shared: SharedVerdict = Arc::default();
+    let upstream_body = if inspecting {
+        let scanner = match proxy
+            .inspector
+            .engine()
+            .body_scanner(body_context(&parts.headers))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let why = format!("request body cannot be scanned: {e}");
+                return proxy.refuse(event, StatusCode::FORBIDDEN, "dlp", why);
+            }
+        };
+        let scanned = ScanBody::new(
+            incoming,
+            scanner,
+            Arc::clone(&proxy.inspector),
+            Arc::clone(&shared),
+        );
+        body::boxed(Counted::new(scanned, Arc::clone(&up)))
+    } else {
+        body::boxed(Counted::new(incoming, Arc::clone(&up)))
+    };
+    let upstream_req = Request::from_parts(parts, upstream_body);
+    let sent = proxy.upstream.send(upstream_req, websocket).await;
+    if let Some(refusal) = body_refusal(&shared, target, &event.method) {
+        event.bytes_up = up.load(Ordering::Relaxed);
+        return match refusal {
+            BodyRefusal::Finding(verdict, body) => proxy.refuse_dlp(event, &verdict, body),
+            BodyRefusal::Unscannable(why) => proxy.refuse(event, StatusCode::FORBIDDEN, "dlp", why),
+        };
+    }
+    let mut resp = match sent {
         Ok(r) => r,
         Err(e) => {
             let status = e.status();
@@ -195,6 +254,42 @@ async fn exchange(
         audit_proxy.audit.emit(event);
     });
     Response::from_parts(parts, body::boxed(counted))
+}
+
+enum BodyRefusal {
+    Finding(Verdict, String),
+    Unscannable(String),
+}
+
+/// A body cut by DLP (finding or unscannable) turns the exchange into a 403, whatever the
+/// upstream said: the upstream saw only cleared bytes.
+fn body_refusal(shared: &SharedVerdict, target: &Target, method: &str) -> Option<BodyRefusal> {
+    let state = shared.lock().ok()?;
+    if let Some(f) = &state.verdict.blocking {
+        let body = inspect::denial_body(method, target, f);
+        return Some(BodyRefusal::Finding(state.verdict.clone(), body));
+    }
+    state
+        .unscannable
+        .as_ref()
+        .map(|why| BodyRefusal::Unscannable(format!("request body could not be scanned: {why}")))
+}
+
+fn body_context(headers: &HeaderMap) -> BodyContext {
+    let mut ctx = BodyContext::body();
+    if let Some(ce) = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        ctx = ctx.with_content_encoding(ce);
+    }
+    if let Some(ct) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        ctx = ctx.with_content_type(ct);
+    }
+    ctx
 }
 
 /// Rejects the framing ambiguities request smuggling is built on (RFC 9112 §6.3).

@@ -9,11 +9,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit;
-use crate::config::{AuditTarget, Config};
+use crate::config::{AuditTarget, Config, Secrets};
 use crate::forward::Upstream;
+use crate::inject::Injector;
+use crate::inspect::Inspector;
 use crate::limits::DRAIN_TIMEOUT;
 use crate::policy::{Policy, Resolver};
-use crate::state::Proxy;
+use crate::route::RouteTable;
+use crate::state::{Parts, Proxy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -26,6 +29,10 @@ pub enum ServerError {
     Certs(#[from] certs::CertError),
     #[error("upstream TLS: {0}")]
     Upstream(#[from] crate::forward::ForwardError),
+    #[error("{0}")]
+    Inspect(#[from] crate::inspect::InspectError),
+    #[error("config: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("audit: {0}")]
     Audit(std::io::Error),
 }
@@ -34,6 +41,7 @@ pub enum ServerError {
 pub struct Running {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
+    pub routes_listen: Option<SocketAddr>,
     pub proxy: Arc<Proxy>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -64,9 +72,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 
 /// Builds the proxy and starts serving. The CA is passed in (loaded or ephemeral) so the
 /// caller decides where its key lives.
+/// `secrets` are the tokens named by the config (resolved from the environment by the caller).
 pub async fn start(
     config: &Config,
     ca: certs::CertificateAuthority,
+    secrets: &Secrets,
 ) -> Result<Running, ServerError> {
     let policy = Arc::new(Policy::from_config(config));
     let resolver = Arc::new(Resolver::from_config(config));
@@ -81,7 +91,18 @@ pub async fn start(
         AuditTarget::Stderr => audit::Sink::stderr(),
         AuditTarget::File(path) => audit::Sink::file(path).map_err(ServerError::Audit)?,
     };
-    let proxy = Arc::new(Proxy::new(policy, resolver, certs, upstream, sink));
+    let inspector = Arc::new(Inspector::new(config, secrets)?);
+    let injector = Injector::new(config, secrets)?;
+    let proxy = Arc::new(Proxy::new(Parts {
+        policy,
+        resolver,
+        certs,
+        upstream,
+        audit: sink,
+        inspector,
+        injector,
+        routes: RouteTable::new(config, secrets)?,
+    }));
 
     let listener = bind(config.listen).await?;
     let listen = listener.local_addr().map_err(|source| ServerError::Bind {
@@ -103,9 +124,21 @@ pub async fn start(
         admin_listen = l.local_addr().ok();
         tokio::spawn(crate::admin::serve(l, Arc::clone(&proxy), shutdown.clone()));
     }
+    let mut routes_listen = None;
+    if let Some(addr) = &config.routes_listen {
+        let l = bind(*addr).await?;
+        routes_listen = l.local_addr().ok();
+        tokio::spawn(crate::route::serve(
+            l,
+            Arc::clone(&proxy),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
     Ok(Running {
         listen,
         admin_listen,
+        routes_listen,
         proxy,
         shutdown,
         tracker,

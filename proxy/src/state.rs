@@ -9,8 +9,11 @@ use http::{Response, StatusCode};
 use crate::audit::{self, Decision, Event};
 use crate::body;
 use crate::forward::{ProxyBody, Upstream};
+use crate::inject::Injector;
+use crate::inspect::{Inspector, Verdict};
 use crate::metrics::Metrics;
 use crate::policy::{Denial, Policy, Resolver};
+use crate::route::RouteTable;
 
 pub struct Proxy {
     pub policy: Arc<Policy>,
@@ -19,23 +22,35 @@ pub struct Proxy {
     pub upstream: Upstream,
     pub audit: audit::Sink,
     pub metrics: Arc<Metrics>,
+    pub inspector: Arc<Inspector>,
+    pub injector: Injector,
+    pub routes: RouteTable,
     conn_ids: AtomicU64,
 }
 
+/// The parts `Proxy::new` assembles.
+pub struct Parts {
+    pub policy: Arc<Policy>,
+    pub resolver: Arc<Resolver>,
+    pub certs: certs::CertCache,
+    pub upstream: Upstream,
+    pub audit: audit::Sink,
+    pub inspector: Arc<Inspector>,
+    pub injector: Injector,
+    pub routes: RouteTable,
+}
+
 impl Proxy {
-    pub fn new(
-        policy: Arc<Policy>,
-        resolver: Arc<Resolver>,
-        certs: certs::CertCache,
-        upstream: Upstream,
-        audit: audit::Sink,
-    ) -> Self {
+    pub fn new(p: Parts) -> Self {
         Proxy {
-            policy,
-            resolver,
-            certs,
-            upstream,
-            audit,
+            policy: p.policy,
+            resolver: p.resolver,
+            certs: p.certs,
+            upstream: p.upstream,
+            audit: p.audit,
+            inspector: p.inspector,
+            injector: p.injector,
+            routes: p.routes,
             metrics: Arc::new(Metrics::default()),
             conn_ids: AtomicU64::new(1),
         }
@@ -54,6 +69,25 @@ impl Proxy {
         self.metrics.decision("deny", denial.reason.class());
         self.audit.emit(event);
         body::response(status, body)
+    }
+
+    /// A DLP block: audited with the redacted findings, answered with a 403 that names the rule.
+    pub fn refuse_dlp(
+        &self,
+        mut event: Event,
+        verdict: &Verdict,
+        body: String,
+    ) -> Response<ProxyBody> {
+        let reason = verdict.blocking.as_ref().map_or_else(
+            || "dlp".to_owned(),
+            |f| format!("dlp: {} in {}", f.rule_id, f.location),
+        );
+        event.findings = verdict.audit_findings();
+        event.outcome(Decision::Deny, 403, reason);
+        self.metrics.decision("deny", "dlp");
+        self.metrics.dlp_findings(verdict.findings.len() as u64);
+        self.audit.emit(event);
+        body::response(StatusCode::FORBIDDEN, body)
     }
 
     /// Any other refusal the proxy makes itself (fronting, smuggling, protocol errors).

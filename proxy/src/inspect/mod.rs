@@ -1,0 +1,147 @@
+//! Inspection: DLP over everything the agent sends — the request target, every header, and
+//! the body as it streams. Runs before credential injection, so it sees exactly what the agent
+//! produced and never the tokens the proxy adds on the way out.
+
+pub mod body;
+
+use std::sync::Arc;
+
+use dlp_rules::{Engine, Finding, KnownSecret};
+
+use crate::config::{Config, DlpConfig, DlpMode, Secrets};
+use crate::policy::Target;
+
+/// Why the inspector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("DLP rules: {0}")]
+    Dlp(#[from] dlp_rules::DlpError),
+}
+
+/// The compiled DLP engine plus the config's modes and exemptions.
+pub struct Inspector {
+    engine: Arc<Engine>,
+    cfg: DlpConfig,
+}
+
+/// What a scan decided.
+#[derive(Debug, Default, Clone)]
+pub struct Verdict {
+    /// Every finding whose rule is not off (blocking and warning ones).
+    pub findings: Vec<Finding>,
+    /// The first finding whose mode is `block`, if any.
+    pub blocking: Option<Finding>,
+}
+
+impl Verdict {
+    pub fn is_blocked(&self) -> bool {
+        self.blocking.is_some()
+    }
+
+    pub fn merge(&mut self, other: Verdict) {
+        if self.blocking.is_none() {
+            self.blocking = other.blocking;
+        }
+        self.findings.extend(other.findings);
+    }
+
+    /// Findings as audit JSON (already redacted by the engine).
+    pub fn audit_findings(&self) -> Vec<serde_json::Value> {
+        self.findings
+            .iter()
+            .filter_map(|f| serde_json::to_value(f).ok())
+            .collect()
+    }
+}
+
+impl Inspector {
+    /// Builds the engine from the embedded packs, minus disabled rules, plus every token the
+    /// proxy holds as an exact-match known secret (raw and encoded).
+    pub fn new(cfg: &Config, secrets: &Secrets) -> Result<Inspector, InspectError> {
+        let known: Vec<KnownSecret> = secrets
+            .iter()
+            .map(|(name, value)| KnownSecret::new(name, value.clone()))
+            .collect();
+        let mut engine = Engine::builtin()?;
+        if !cfg.dlp.disable_rules.is_empty() {
+            let ids: Vec<&str> = cfg.dlp.disable_rules.iter().map(String::as_str).collect();
+            engine = engine.without_rules(&ids)?;
+        }
+        let engine = engine.with_known_secrets(known)?;
+        Ok(Inspector {
+            engine: Arc::new(engine),
+            cfg: cfg.dlp.clone(),
+        })
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// False when DLP is off globally or the destination is exempt.
+    pub fn applies_to(&self, target: &Target) -> bool {
+        self.cfg.mode != DlpMode::Off && !self.cfg.is_exempt(&target.host, target.port)
+    }
+
+    /// Sorts findings into a verdict by each rule's mode.
+    pub fn judge(&self, findings: Vec<Finding>) -> Verdict {
+        let mut v = Verdict::default();
+        for f in findings {
+            match self.mode_for(&f.rule_id) {
+                DlpMode::Off => {}
+                DlpMode::Warn => v.findings.push(f),
+                DlpMode::Block => {
+                    if v.blocking.is_none() {
+                        v.blocking = Some(f.clone());
+                    }
+                    v.findings.push(f);
+                }
+            }
+        }
+        v
+    }
+
+    fn mode_for(&self, rule_id: &str) -> DlpMode {
+        // Known secrets are the proxy's own tokens: never downgraded by per-rule settings.
+        if rule_id.starts_with("known-secret:") {
+            return self.cfg.mode;
+        }
+        self.cfg.rule_mode(rule_id)
+    }
+
+    /// Scans the request target and every header.
+    pub fn head(&self, parts: &http::request::Parts) -> Verdict {
+        let mut findings = Vec::new();
+        if let Some(pq) = parts.uri.path_and_query() {
+            findings.extend(self.engine.scan_url(pq.as_str()));
+        }
+        for (name, value) in &parts.headers {
+            findings.extend(self.engine.scan_header(name.as_str(), value.as_bytes()));
+        }
+        self.judge(findings)
+    }
+}
+
+/// The 403 body for a DLP block: what matched (redacted) and how to allow it if intended.
+pub fn denial_body(method: &str, target: &Target, f: &Finding) -> String {
+    let host = target.host_string();
+    let rule = &f.rule_id;
+    let mut body = format!(
+        "egress-proxy: blocked {method} to {}\nreason: DLP rule {rule} matched in {} (preview {:?}, {} bytes)\n",
+        target.authority(),
+        f.location,
+        f.preview,
+        f.length,
+    );
+    if rule.starts_with("known-secret:") {
+        body.push_str(
+            "this is one of the bottle's own credentials; it may only leave through its route\n",
+        );
+    } else {
+        body.push_str(&format!(
+            "if this is intended, add to the proxy config:  [dlp] disable_rules = [\"{rule}\"]\n\
+             or exempt the host:                           [dlp] exempt_hosts = [\"{host}\"]\n"
+        ));
+    }
+    body
+}
