@@ -167,7 +167,8 @@ pub async fn exchange(
 
     let up = Arc::new(AtomicU64::new(0));
     let shared: SharedVerdict = Arc::default();
-    let upstream_body = if inspecting {
+    // A body that is already known to be empty (most GETs) needs no scanner.
+    let upstream_body = if inspecting && !http_body::Body::is_end_stream(&incoming) {
         let scanner = match proxy
             .inspector
             .engine()
