@@ -90,10 +90,29 @@ pub async fn ensure_imported(
     Ok(tag)
 }
 
-/// Assembles and imports the sidecar image for the given proxy binary.
+/// Assembles and imports the sidecar image for the given proxy binary, then removes older sidecar
+/// images (each rebuild of the proxy would otherwise leave one behind). Images still used by a
+/// container are kept: removal is never forced.
 pub async fn ensure_sidecar_image(docker: &Docker, proxy: &Path) -> Result<String, DockerError> {
     let tar = sidecar_rootfs(proxy)?.to_tar()?;
-    ensure_imported(docker, SIDECAR_REPO, tar).await
+    let tag = ensure_imported(docker, SIDECAR_REPO, tar).await?;
+    let filters =
+        std::collections::HashMap::from([("reference".to_owned(), vec![SIDECAR_REPO.to_owned()])]);
+    let opts = bollard::image::ListImagesOptions {
+        filters,
+        ..Default::default()
+    };
+    if let Ok(images) = docker.list_images(Some(opts)).await {
+        for image in images {
+            if image.repo_tags.contains(&tag) {
+                continue;
+            }
+            for old in &image.repo_tags {
+                let _ = docker.remove_image(old, None, None).await;
+            }
+        }
+    }
+    Ok(tag)
 }
 
 /// The sidecar tag without Docker (for `--dry-run`): computed from the same bytes.
