@@ -16,6 +16,7 @@ use crate::body::{self, Counted};
 use crate::forward::headers::{is_websocket_upgrade, strip_hop_by_hop};
 use crate::forward::ProxyBody;
 use crate::inspect::body::{ScanBody, SharedVerdict};
+use crate::inspect::websocket;
 use crate::inspect::{self, Verdict};
 use crate::policy::Target;
 use crate::state::Proxy;
@@ -149,6 +150,9 @@ pub async fn exchange(
 
     // Inspect what the agent sent, before anything of ours (credentials) is added.
     let inspecting = proxy.inspector.applies_to(target);
+    if websocket && inspecting {
+        websocket::refuse_compression(&mut parts.headers);
+    }
     if inspecting {
         let verdict = proxy.inspector.head(&parts);
         event.findings = verdict.audit_findings();
@@ -232,7 +236,14 @@ pub async fn exchange(
         let proxy = Arc::clone(&proxy);
         tokio::spawn(async move {
             if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
-                let moved = crate::bump::splice::splice(TokioIo::new(c), TokioIo::new(u)).await;
+                let moved = websocket::relay(
+                    TokioIo::new(c),
+                    TokioIo::new(u),
+                    inspecting,
+                    &proxy,
+                    &mut event,
+                )
+                .await;
                 event.bytes_up = moved.up;
                 event.bytes_down = moved.down;
                 proxy.metrics.add_bytes(moved.up, moved.down);

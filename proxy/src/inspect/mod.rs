@@ -3,6 +3,7 @@
 //! produced and never the tokens the proxy adds on the way out.
 
 pub mod body;
+pub mod websocket;
 
 use std::sync::Arc;
 
