@@ -57,6 +57,8 @@ pub struct RuleInfo {
     pub description: String,
     pub pack: String,
     pub severity: Severity,
+    /// The rule's regex source (for tools comparing engines; the engine runs it in windows).
+    pub regex: String,
     pub keywords: Vec<String>,
     pub validator: Option<String>,
     pub examples: Vec<String>,
@@ -139,6 +141,7 @@ impl Rule {
             description: spec.description,
             pack: pack.to_string(),
             severity: spec.severity,
+            regex: spec.regex,
             keywords: spec.keywords,
             validator: spec.validator,
             examples: spec.examples,

@@ -85,7 +85,8 @@ impl Engine {
                 } else {
                     (ws, we)
                 };
-                if layers == 2 && e1 - s1 != we - ws {
+                if layers == 2 && e1 - s1 != we - ws && memchr::memchr(b'%', &v1[s1..e1]).is_some()
+                {
                     let mut mid = Vec::new();
                     self.run_rule(r, &v1, s1, e1, &mut mid);
                     for mut h in mid {
@@ -95,7 +96,10 @@ impl Engine {
                     }
                 }
                 let (s0, e0) = (m1.map(s1), m1.map(e1));
-                if e0 - s0 != e1 - s1 || (layers == 2 && e1 - s1 != we - ws) {
+                // Only percent-escapes are worth matching in encoded form (URLs, forms); JSON
+                // escapes are not how anyone writes a credential pattern.
+                let pct = memchr::memchr(b'%', &hay[s0..e0]).is_some();
+                if pct && (e0 - s0 != e1 - s1 || (layers == 2 && e1 - s1 != we - ws)) {
                     self.run_rule(r, hay, s0, e0, out);
                 }
             }
@@ -111,8 +115,7 @@ impl Engine {
         let mut sub = Vec::new();
         base64::find_runs(view, |run| {
             let chars = base64::compact(view, run, &mut chars_buf, &mut cmap);
-            let all_hex = chars.iter().all(|&b| escape::hexval(b).is_some());
-            if !all_hex {
+            if plausible_base64(chars) {
                 for align in 0..4 {
                     base64::decode(chars, align, &mut dec);
                     if dec.len() < MIN_DECODED {
@@ -237,4 +240,20 @@ fn join(outer: &str, inner: &str) -> String {
     } else {
         format!("{outer}+{inner}")
     }
+}
+
+/// Whether a run can be base64 at all: not pure hex (hashes, git ids: the hex layer takes them),
+/// not hex-and-dashes (UUIDs), and not mixing the two alphabets' extra characters (`/` with `-`,
+/// as in paths and URLs). Encoders emit one alphabet, so this loses nothing real.
+fn plausible_base64(chars: &[u8]) -> bool {
+    let (mut std_extra, mut url_extra, mut non_hex) = (false, false, false);
+    for &b in chars {
+        match b {
+            b'+' | b'/' => std_extra = true,
+            b'-' | b'_' => url_extra = true,
+            _ if escape::hexval(b).is_none() => non_hex = true,
+            _ => {}
+        }
+    }
+    non_hex && !(std_extra && url_extra)
 }

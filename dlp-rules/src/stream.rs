@@ -17,7 +17,7 @@ use crate::error::DlpError;
 use crate::finding::{Finding, Location};
 
 /// New bytes gathered before a scan round (bigger rounds amortise the re-scanned overlap).
-const SEGMENT_TRIGGER: usize = 64 << 10;
+const SEGMENT_TRIGGER: usize = 192 << 10;
 /// Most new bytes in one round; with the tail this bounds the buffer.
 const SEGMENT_MAX: usize = 256 << 10;
 /// Findings kept per body; the first one already decides the request.

@@ -1,0 +1,52 @@
+//! Times the engine over a file, for benches/dlp_peers.py. Prints one line:
+//! `engine=<name> bytes=<n> secs=<s> mbps=<MB/s> findings=<n> rules=<n>`.
+//!   scan_bench FILE [--iters N] [--naive]
+//! `--naive` runs every rule regex as one `regex::bytes::RegexSet` over the whole file instead
+//! (the design the prefilter replaces), counting matching rules.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args
+        .get(1)
+        .ok_or("usage: scan_bench FILE [--iters N] [--naive]")?;
+    let iters: usize = match args.iter().position(|a| a == "--iters") {
+        Some(i) => args.get(i + 1).ok_or("--iters N")?.parse()?,
+        None => 10,
+    };
+    let naive = args.iter().any(|a| a == "--naive");
+    let data = std::fs::read(path)?;
+    let engine = Arc::new(dlp_rules::Engine::builtin()?);
+    let rules = engine.rules().count();
+    let (name, secs, findings) = if naive {
+        let t0 = Instant::now();
+        let pats: Vec<String> = engine.rules().map(|r| r.regex.clone()).collect();
+        let set = regex::bytes::RegexSetBuilder::new(&pats)
+            .size_limit(1 << 30)
+            .dfa_size_limit(1 << 30)
+            .build()?;
+        eprintln!("RegexSet compiled in {:.2}s", t0.elapsed().as_secs_f64());
+        let mut n = 0;
+        let t = Instant::now();
+        for _ in 0..iters {
+            n = set.matches(&data).iter().count();
+        }
+        ("regexset", t.elapsed().as_secs_f64() / iters as f64, n)
+    } else {
+        let mut n = 0;
+        let t = Instant::now();
+        for _ in 0..iters {
+            n = dlp_rules::scan_reader(&engine, data.as_slice(), path)?.len();
+        }
+        ("dlp-engine", t.elapsed().as_secs_f64() / iters as f64, n)
+    };
+    println!(
+        "engine={name} bytes={} secs={secs:.6} mbps={:.1} findings={findings} rules={rules}",
+        data.len(),
+        data.len() as f64 / secs / 1e6
+    );
+    Ok(())
+}
