@@ -24,8 +24,12 @@ pub struct Bench {
 pub struct Setup {
     pub alpn_h1_only: bool,
     pub git: bool,
-    /// Extra TOML appended to the config (more sections or keys).
+    /// Extra TOML appended to the config (more sections or keys). `@PORT@` is replaced by the
+    /// upstream's port.
     pub extra: String,
+    /// TOML inserted at the top of the config, before any table (top-level keys such as
+    /// `routes_listen`). `@PORT@` is replaced by the upstream's port.
+    pub top: String,
     /// Extra `[egress] allow` entries.
     pub allow: Vec<String>,
     pub passthrough: bool,
@@ -39,6 +43,7 @@ impl Default for Setup {
             alpn_h1_only: false,
             git: false,
             extra: String::new(),
+            top: String::new(),
             allow: Vec::new(),
             passthrough: false,
             trust_upstream: true,
@@ -90,9 +95,9 @@ impl Bench {
         };
         let config = format!(
             "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{extra_top}\n{ca}\n[egress]\nallow = [{allow_list}]\npassthrough = [{passthrough}]\n\n[upstream]\nextra_roots = [{roots}]\n[upstream.hosts]\n\"{HOST}\" = \"127.0.0.1\"\n\"alt.upstream.test\" = \"127.0.0.1\"\n{extra}\n",
-            extra_top = "",
+            extra_top = setup.top.replace("@PORT@", &port.to_string()),
             ca = proxy_ca.config_section(),
-            extra = setup.extra,
+            extra = setup.extra.replace("@PORT@", &port.to_string()),
         );
         let env: Vec<(&str, &str)> = setup
             .env

@@ -1,0 +1,548 @@
+//! The credential broker end to end (issue 4): credential routes on the routes listener, in-tunnel
+//! injection, the proxy's own tokens as known secrets, and secrets hygiene — real curl and git
+//! against the real binary and a recording TLS upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{Bench, Setup, HOST};
+use testkit::{git, git_clone, Curl};
+
+/// Route token (shared by `/anthropic/` and `/alt/`). `/` and `=` make every encoding differ.
+/// (No `+`: see `known_secret_with_plus_in_a_form_context_is_refused`.)
+const TOKEN: &str = "btl-e2e-9xQ2_vK7/wR4=mZ8pL3nT6yH1qJ5";
+/// Token of the `/anthropic/beta/` route.
+const TOKEN_B: &str = "btl-e2e-beta-Hs4Kw9Lp2Xq7Vn5Rt8Yz3";
+/// Token of the `[[inject]]` rule.
+const INJECT_TOKEN: &str = "btl-e2e-inject-Uc6Gm1Qb8Jf3Wd9Ze";
+const PLACEHOLDER: &str = "bottle-placeholder-test";
+
+const ROUTES: &str = r#"
+[[routes]]
+path = "/anthropic/"
+upstream = "https://upstream.test:@PORT@"
+token_env = "BOTTLE_E2E_TOKEN"
+
+[[routes]]
+path = "/anthropic/beta/"
+upstream = "https://upstream.test:@PORT@/base"
+auth_scheme = "token"
+token_env = "BOTTLE_E2E_TOKEN_B"
+
+[[routes]]
+path = "/alt/"
+upstream = "https://alt.upstream.test:@PORT@"
+token_env = "BOTTLE_E2E_TOKEN"
+
+[[routes]]
+path = "/gitr/"
+upstream = "https://upstream.test:@PORT@"
+token_env = "BOTTLE_E2E_TOKEN"
+"#;
+
+fn inject_section(require: bool) -> String {
+    format!(
+        "[[inject]]\nhost = \"upstream.test:@PORT@\"\nheader = \"Authorization\"\n\
+         placeholder = \"{PLACEHOLDER}\"\ntoken_env = \"BOTTLE_E2E_INJECT\"\nrequire = {require}\n"
+    )
+}
+
+/// The proxy with every route, the injection rule and all three tokens in its environment.
+fn broker(git: bool, require: bool) -> Bench {
+    Bench::with(Setup {
+        git,
+        top: "routes_listen = \"127.0.0.1:0\"\n".into(),
+        extra: format!("{ROUTES}\n{}", inject_section(require)),
+        env: vec![
+            ("BOTTLE_E2E_TOKEN".into(), TOKEN.into()),
+            ("BOTTLE_E2E_TOKEN_B".into(), TOKEN_B.into()),
+            ("BOTTLE_E2E_INJECT".into(), INJECT_TOKEN.into()),
+        ],
+        ..Setup::default()
+    })
+}
+
+fn route(b: &Bench, path: &str) -> Curl {
+    Curl::new(format!("{}{path}", b.proxy.routes_url().unwrap()))
+}
+
+fn count(hay: &[u8], needle: &str) -> usize {
+    hay.windows(needle.len())
+        .filter(|w| *w == needle.as_bytes())
+        .count()
+}
+
+/// Every form of every token the proxy holds.
+fn token_forms() -> Vec<String> {
+    let mut forms = Vec::new();
+    for t in [TOKEN, TOKEN_B, INJECT_TOKEN] {
+        forms.push(t.to_owned());
+        forms.push(base64::engine::general_purpose::STANDARD.encode(t));
+        forms.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t));
+        forms.push(hex(t));
+    }
+    forms
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn percent(s: &str) -> String {
+    s.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+/// Nothing the proxy printed (logs and audit) or exposes in its argv names a token.
+fn assert_hygiene(b: &Bench) {
+    let out = b.proxy.all_output();
+    let argv = String::from_utf8_lossy(&b.proxy.cmdline().unwrap()).into_owned();
+    for form in token_forms() {
+        assert!(!out.contains(&form), "proxy output holds a token form");
+        assert!(!argv.contains(&form), "proxy argv holds a token form");
+    }
+}
+
+#[test]
+fn route_strips_prefix_replaces_agent_credentials_and_sends_the_token_once() {
+    let b = broker(false, false);
+    let out = route(&b, "/anthropic/v1/messages?x=1")
+        .method("POST")
+        .header("Authorization", "Bearer agent-placeholder")
+        .header("Proxy-Authorization", "Basic YWdlbnQ6cHc=")
+        .header("x-api-key", "agent-api-key-value")
+        .header("Cookie", "session=agent-cookie")
+        .body(b"{\"model\":\"m\"}".to_vec())
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 404, "the upstream answered: {}", out.stderr);
+    let reqs = b.upstream.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.path_and_query, "/v1/messages?x=1");
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.body_text(), "{\"model\":\"m\"}");
+    assert_eq!(r.header_all("authorization"), [format!("Bearer {TOKEN}")]);
+    for gone in ["proxy-authorization", "x-api-key", "cookie"] {
+        assert!(r.header(gone).is_none(), "{gone} reached the upstream");
+    }
+    let raw = b.upstream.received_bytes();
+    assert_eq!(count(&raw, TOKEN), 1, "the token travels exactly once");
+    for agent in [
+        "agent-placeholder",
+        "agent-api-key",
+        "agent-cookie",
+        "YWdlbnQ6cHc=",
+    ] {
+        assert_eq!(count(&raw, agent), 0, "{agent} reached the upstream");
+    }
+    let audit = b
+        .proxy
+        .wait_audit(Duration::from_secs(5), |e| e["kind"] == "route")
+        .unwrap();
+    assert_eq!(audit["host"], HOST);
+    assert_eq!(audit["decision"], "allow");
+    assert_hygiene(&b);
+}
+
+#[test]
+fn longest_prefix_base_paths_shared_tokens_and_unknown_paths() {
+    let b = broker(false, false);
+    // The longer prefix wins, maps under the upstream's base path and uses its own scheme/token.
+    let out = route(&b, "/anthropic/beta/v1/messages").run().unwrap();
+    assert_eq!(out.status, 404, "{}", out.stderr);
+    // `/anthropic` without the slash maps to the upstream root.
+    assert_eq!(route(&b, "/anthropic").run().unwrap().status, 404);
+    // A second route naming the same token_env, to another host.
+    let out = route(&b, "/alt/echo").run().unwrap();
+    assert_eq!(out.status, 200, "{}", out.stderr);
+    let echo = out.json().unwrap();
+    assert_eq!(
+        echo["host"],
+        format!("alt.upstream.test:{}", b.upstream.port())
+    );
+    let reqs = b.upstream.requests();
+    let got: Vec<(&str, Option<&str>)> = reqs
+        .iter()
+        .map(|r| (r.path_and_query.as_str(), r.header("authorization")))
+        .collect();
+    let bearer = format!("Bearer {TOKEN}");
+    let token_b = format!("token {TOKEN_B}");
+    assert_eq!(
+        got,
+        [
+            ("/base/v1/messages", Some(token_b.as_str())),
+            ("/", Some(bearer.as_str())),
+            ("/echo", Some(bearer.as_str())),
+        ]
+    );
+
+    let out = route(&b, "/nowhere/v1").run().unwrap();
+    assert_eq!(out.status, 404);
+    let body = out.text();
+    for listed in [
+        "/anthropic/ ->",
+        "/anthropic/beta/ ->",
+        "/alt/ ->",
+        "/gitr/ ->",
+    ] {
+        assert!(body.contains(listed), "{body}");
+    }
+    assert!(
+        !body.contains(TOKEN) && !body.contains("BOTTLE_E2E"),
+        "{body}"
+    );
+    assert_eq!(b.upstream.requests().len(), 3, "nothing forwarded for 404");
+    assert_hygiene(&b);
+}
+
+#[test]
+fn sse_through_a_route_arrives_event_by_event() {
+    let b = broker(false, false);
+    let timed = route(&b, "/anthropic/sse?n=4&interval_ms=500")
+        .run_timed_lines()
+        .unwrap();
+    let events: Vec<_> = timed
+        .lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("data:"))
+        .collect();
+    assert_eq!(events.len(), 4, "{timed:?}");
+    let (first, last) = (events[0].0, events[3].0);
+    assert!(
+        last.saturating_sub(first) >= Duration::from_millis(1200),
+        "events were buffered: first {first:?}, last {last:?}"
+    );
+    assert!(events[1].0.saturating_sub(first) >= Duration::from_millis(300));
+}
+
+fn git_ok(args: &[&str]) {
+    let out = git(args, &[]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn git_clone_through_a_route_passes_and_push_is_refused() {
+    let b = broker(true, false);
+    let url = format!("{}/gitr/git/repo.git", b.proxy.routes_url().unwrap());
+    let dest = tempfile::tempdir().unwrap();
+    let work = dest.path().join("repo");
+    let out = git_clone(&url, &work, None, None, &[]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(work.join("README.md").exists());
+
+    let w = work.to_string_lossy().into_owned();
+    std::fs::write(work.join("new.txt"), "pushed?\n").unwrap();
+    git_ok(&["-C", &w, "add", "new.txt"]);
+    git_ok(&[
+        "-C",
+        &w,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.invalid",
+        "commit",
+        "-qm",
+        "x",
+    ]);
+    let push = git(&["-C", &w, "push", "origin", "HEAD:refs/heads/pushed"], &[]).unwrap();
+    assert!(!push.status.success());
+    let stderr = String::from_utf8_lossy(&push.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+
+    // Both push requests, by hand: refused with a hint, never forwarded.
+    let info = route(&b, "/gitr/git/repo.git/info/refs?service=git-receive-pack")
+        .run()
+        .unwrap();
+    assert_eq!(info.status, 403);
+    assert!(info.text().contains("git gate"), "{}", info.text());
+    let post = route(&b, "/gitr/git/repo.git/git-receive-pack")
+        .method("POST")
+        .header("Content-Type", "application/x-git-receive-pack-request")
+        .body(b"0000".to_vec())
+        .run()
+        .unwrap();
+    assert_eq!(post.status, 403);
+    let reqs = b.upstream.requests();
+    assert!(reqs.iter().any(|r| r.path.ends_with("/git-upload-pack")));
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| r.path_and_query.contains("receive-pack")),
+        "a push request reached the upstream"
+    );
+    let bare = b
+        .upstream
+        .git_repo()
+        .unwrap()
+        .path
+        .to_string_lossy()
+        .into_owned();
+    let refs = git(&["--git-dir", &bare, "branch"], &[]).unwrap();
+    assert!(!String::from_utf8_lossy(&refs.stdout).contains("pushed"));
+    assert_hygiene(&b);
+}
+
+#[test]
+fn injection_swaps_the_placeholder_only_for_its_host() {
+    let b = broker(false, false);
+    let placeholder = format!("Bearer {PLACEHOLDER}");
+    let out = b
+        .curl("/echo")
+        .header("Authorization", &placeholder)
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 200, "{}", out.stderr);
+    assert_eq!(
+        out.json().unwrap()["headers"]["authorization"],
+        format!("Bearer {INJECT_TOKEN}")
+    );
+    assert_eq!(count(&b.upstream.received_bytes(), INJECT_TOKEN), 1);
+
+    // Another allowed host: the placeholder passes unchanged, and is worthless there.
+    let alt = b.upstream.url("alt.upstream.test", "/echo");
+    let out = Curl::new(alt)
+        .proxy(b.proxy.proxy_url())
+        .cacert(b.ca())
+        .header("Authorization", &placeholder)
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 200, "{}", out.stderr);
+    assert_eq!(out.json().unwrap()["headers"]["authorization"], placeholder);
+
+    // Without the placeholder: forwarded untouched.
+    let out = b
+        .curl("/echo")
+        .header("Authorization", "Bearer mine")
+        .run()
+        .unwrap();
+    assert_eq!(
+        out.json().unwrap()["headers"]["authorization"],
+        "Bearer mine"
+    );
+    let out = b.curl("/echo").run().unwrap();
+    assert!(out.json().unwrap()["headers"]
+        .get("authorization")
+        .is_none());
+    assert_eq!(count(&b.upstream.received_bytes(), INJECT_TOKEN), 1);
+    assert_hygiene(&b);
+}
+
+#[test]
+fn injection_with_require_refuses_requests_without_the_placeholder() {
+    let b = broker(false, true);
+    let out = b
+        .curl("/echo")
+        .header("Authorization", "Bearer mine")
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 403, "{}", out.text());
+    assert!(out.text().contains("placeholder"), "{}", out.text());
+    let out = b.curl("/echo").run().unwrap();
+    assert_eq!(out.status, 403);
+    assert!(b.upstream.requests().is_empty());
+    let with = format!("Bearer {PLACEHOLDER}");
+    let out = b
+        .curl("/echo")
+        .header("Authorization", &with)
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 200);
+    assert_eq!(b.upstream.requests().len(), 1);
+}
+
+/// Where the agent puts a token it should not hold.
+enum At {
+    Header(&'static str),
+    Query,
+    /// A POST body with this Content-Type.
+    Body(&'static str),
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+
+/// The agent's ways of smuggling a token out.
+fn leaks() -> Vec<(&'static str, At, String)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let basic = format!("Basic {}", b64.encode(format!("u:{TOKEN}")));
+    vec![
+        ("raw header", At::Header("X-Leak"), TOKEN.into()),
+        ("raw query", At::Query, TOKEN.into()),
+        ("raw form body", At::Body(FORM), format!("k={TOKEN}")),
+        (
+            "raw json body",
+            At::Body(JSON),
+            format!("{{\"k\":\"{TOKEN_B}\"}}"),
+        ),
+        ("basic auth (base64)", At::Header("Authorization"), basic),
+        (
+            "base64 body",
+            At::Body(JSON),
+            b64.encode(format!("xy{TOKEN}")),
+        ),
+        ("base64url query", At::Query, b64url.encode(TOKEN_B)),
+        ("percent query", At::Query, percent(TOKEN)),
+        (
+            "percent body",
+            At::Body(FORM),
+            format!("k={}", percent(TOKEN)),
+        ),
+        ("hex header", At::Header("X-Leak"), hex(INJECT_TOKEN)),
+        ("hex body", At::Body("text/plain"), hex(TOKEN)),
+    ]
+}
+
+#[test]
+fn the_token_itself_is_refused_in_every_encoding_and_never_reaches_the_upstream() {
+    let b = broker(false, false);
+    let alt = |pq: &str| {
+        Curl::new(b.upstream.url("alt.upstream.test", pq))
+            .proxy(b.proxy.proxy_url())
+            .cacert(b.ca())
+    };
+    for (what, at, payload) in leaks() {
+        let pq = match at {
+            At::Query => format!("/echo?q={payload}"),
+            _ => "/echo".to_owned(),
+        };
+        for (via, curl) in [
+            ("bumped", alt(&pq)),
+            ("route", route(&b, &format!("/alt{pq}"))),
+        ] {
+            let curl = match at {
+                At::Header(name) => curl.header(name, &payload),
+                At::Query => curl,
+                At::Body(ct) => curl.header("Content-Type", ct).body(payload.clone()),
+            };
+            let out = curl.run().unwrap();
+            let text = out.text();
+            assert_eq!(out.status, 403, "{what} via {via}: {text}");
+            let rule = "DLP rule known-secret:BOTTLE_E2E_";
+            assert!(text.contains(rule), "{what} via {via}: {text}");
+            for form in token_forms() {
+                assert!(
+                    !text.contains(&form),
+                    "{what} via {via}: the denial echoes it"
+                );
+            }
+        }
+    }
+    // A route streams the head (with the route's own Authorization) before the body is cleared;
+    // the body is held back and the request aborted. So the token may appear only there.
+    let raw = b.upstream.received_bytes();
+    let injected = count(&raw, &format!("authorization: Bearer {TOKEN}"));
+    assert_eq!(
+        count(&raw, TOKEN),
+        injected,
+        "the token reached the upstream"
+    );
+    for form in token_forms().iter().chain([percent(TOKEN)].iter()) {
+        if form != TOKEN {
+            assert_eq!(count(&raw, form), 0, "a token form reached the upstream");
+        }
+    }
+    for r in b.upstream.requests() {
+        assert!(
+            !r.body_complete,
+            "a leaking body was delivered: {}",
+            r.path_and_query
+        );
+    }
+    let denials = b.audit("deny");
+    assert!(denials.len() >= 2 * leaks().len(), "{denials:?}");
+    assert_hygiene(&b);
+}
+
+/// A known secret holding `+` (as standard base64 does) slips past the escape layer when the
+/// context is form-like (query, `application/x-www-form-urlencoded` body): `+` is decoded to a
+/// space and the decoded view *replaces* the raw one (`dlp-rules/src/scan.rs`), so neither the raw
+/// token nor its standard base64 (which may hold `+` too) is ever compared. Fail closed would be
+/// to match known secrets on the raw view as well.
+#[test]
+#[ignore = "dlp-rules bug: known secrets with '+' are missed in form/query context (reported)"]
+fn known_secret_with_plus_in_a_form_context_is_refused() {
+    const PLUS: &str = "btl-e2e-9xQ2+vK7/wR4=mZ8pL3nT6yH1qJ5";
+    const TILDE: &str = "btl-e2e-tilde~>Qw8Zr5Tn2Lk7Vb4Xs";
+    let b = Bench::with(Setup {
+        extra: "[dlp]\nknown_secret_env = [\"BOTTLE_E2E_PLUS\", \"BOTTLE_E2E_TILDE\"]\n".into(),
+        env: vec![
+            ("BOTTLE_E2E_PLUS".into(), PLUS.into()),
+            ("BOTTLE_E2E_TILDE".into(), TILDE.into()),
+        ],
+        ..Setup::default()
+    });
+    let b64 = base64::engine::general_purpose::STANDARD.encode(TILDE);
+    assert!(b64.contains('+'));
+    let mut missed = Vec::new();
+    for (what, curl) in [
+        ("raw query", b.curl(&format!("/echo?q={PLUS}"))),
+        (
+            "raw form body",
+            b.curl("/echo").body(PLUS.as_bytes().to_vec()),
+        ),
+        (
+            "base64 form body",
+            b.curl("/echo").body(b64.clone().into_bytes()),
+        ),
+    ] {
+        if curl.run().unwrap().status != 403 {
+            missed.push(what);
+        }
+    }
+    assert!(missed.is_empty(), "reached the upstream: {missed:?}");
+}
+
+/// Secrets hygiene after every kind of traffic in one proxy. `/proc/PID/environ` is the
+/// kernel's copy of the initial environment block: `std::env::remove_var` cannot scrub it, so it
+/// is reported, not asserted (the launcher passes tokens as container env anyway).
+#[test]
+fn tokens_never_appear_in_logs_audit_or_argv() {
+    let b = broker(true, false);
+    let _ = route(&b, "/anthropic/v1/messages")
+        .header("x-api-key", "k")
+        .run()
+        .unwrap();
+    let _ = route(&b, "/nowhere").run().unwrap();
+    let _ = route(&b, "/gitr/git/repo.git/info/refs?service=git-receive-pack")
+        .run()
+        .unwrap();
+    let ph = format!("Bearer {PLACEHOLDER}");
+    let _ = b.curl("/echo").header("Authorization", &ph).run().unwrap();
+    let leak = b
+        .curl("/echo")
+        .method("POST")
+        .body(TOKEN.as_bytes().to_vec())
+        .run()
+        .unwrap();
+    assert_eq!(leak.status, 403);
+    let routed = route(&b, "/alt/echo")
+        .header("X-Leak", TOKEN_B)
+        .run()
+        .unwrap();
+    assert_eq!(routed.status, 403);
+    assert_hygiene(&b);
+    assert!(b
+        .proxy
+        .all_output()
+        .contains("known-secret:BOTTLE_E2E_TOKEN"));
+    let environ = std::fs::read(format!("/proc/{}/environ", b.proxy.pid())).unwrap_or_default();
+    let environ = String::from_utf8_lossy(&environ);
+    eprintln!(
+        "observation: /proc/PID/environ still holds the token: {}",
+        environ.contains(TOKEN)
+    );
+}
