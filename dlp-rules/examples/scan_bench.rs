@@ -1,6 +1,6 @@
 //! Times the engine over a file, for benches/dlp_peers.py. Prints one line:
 //! `engine=<name> bytes=<n> secs=<s> mbps=<MB/s> findings=<n> rules=<n>`.
-//!   scan_bench FILE [--iters N] [--naive]
+//!   scan_bench FILE [--iters N] [--naive] [--without RULE,RULE]
 //! `--naive` runs every rule regex as one `regex::bytes::RegexSet` over the whole file instead
 //! (the design the prefilter replaces), counting matching rules.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -19,7 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let naive = args.iter().any(|a| a == "--naive");
     let data = std::fs::read(path)?;
-    let engine = Arc::new(dlp_rules::Engine::builtin()?);
+    let mut engine = dlp_rules::Engine::builtin()?;
+    if let Some(i) = args.iter().position(|a| a == "--without") {
+        let ids: Vec<&str> = args.get(i + 1).ok_or("--without ID,ID")?.split(',').collect();
+        engine = engine.without_rules(&ids)?;
+    }
+    let engine = Arc::new(engine);
     let rules = engine.rules().count();
     let (name, secs, findings) = if naive {
         let t0 = Instant::now();

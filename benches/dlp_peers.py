@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""DLP engine vs peers over the same corpora, side by side.
+
+  pip install hyperscan && python3 benches/dlp_peers.py [--iters N]
+
+Engines:
+  dlp-engine  our engine (dlp-rules/examples/scan_bench.rs, full embedded rule set, streaming API)
+  regexset    every rule regex as one regex::bytes::RegexSet over the whole body (naive design)
+  hyperscan   Hyperscan block mode, one database compiled from OUR rule regexes (those it accepts)
+Hyperscan and RegexSet only run the regexes: no decoding layers, entropy or placeholder checks,
+so they do less work than our engine; the comparison is generous to them.
+"""
+import argparse, base64, glob, json, os, random, re, subprocess, sys, time, tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 1 << 20
+WORDS = ("the of and to in is that for it with as was on be at by this have from or one had but not what all were when "
+         "we there can an your which their said if do will each about how up out them then function request response "
+         "error config server client token password database implement refactor performance because should please "
+         "update tests failing build").split()
+CODE = [
+    "fn handle(req: Request<Body>) -> Result<Response<Body>, Error> {\n    let cfg = Config::load(&path)?;\n",
+    "    for (i, item) in items.iter().enumerate() {\n        if item.is_empty() { continue; }\n",
+    "import os\nimport json\n\ndef load(path):\n    with open(path) as f:\n        return json.load(f)\n",
+    "const client = new Client({ baseURL: process.env.API_URL, timeout: 30_000 });\n",
+    "SELECT id, name, created_at FROM users WHERE org_id = $1 ORDER BY created_at DESC LIMIT 50;\n",
+    "commit 9fceb02d0ae598e95dc970b74767f19372d61af8\nAuthor: Dev <dev@example.com>\n",
+    "    let id = Uuid::parse_str(\"550e8400-e29b-41d4-a716-446655440000\")?;\n",
+    "https://github.com/rust-lang/regex/blob/master/src/lib.rs#L120\n",
+]
+
+
+def corpora(d):
+    rnd = random.Random(1)
+    prose = lambda n: " ".join(rnd.choice(WORDS) for _ in range(n))
+    msgs, n = [], 0
+    while n < SIZE - 4096:
+        c = prose(60) + "\n```\n" + "".join(rnd.choice(CODE) for _ in range(rnd.randint(0, 7))) + "```\n" + prose(40)
+        m = {"role": "user" if len(msgs) % 2 == 0 else "assistant", "content": [{"type": "text", "text": c}]}
+        msgs.append(m)
+        n += len(json.dumps(m))
+    out = {"llm_json": json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 8192, "messages": msgs}).encode()}
+    src = []
+    while sum(map(len, src)) < SIZE:
+        src.append(rnd.choice(CODE))
+    out["source_code"] = "".join(src).encode()
+    blob = base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(SIZE * 3 // 4 - 100))).decode()
+    out["base64_blob"] = json.dumps({"type": "image", "source": {"type": "base64", "data": blob}}).encode()
+    paths = {}
+    for k, v in out.items():
+        paths[k] = os.path.join(d, k + ".txt")
+        with open(paths[k], "wb") as f:
+            f.write(v)
+    return paths
+
+
+def rules():
+    rs = []
+    for p in sorted(glob.glob(os.path.join(ROOT, "dlp-rules/rules/*.toml"))):
+        with open(p, "rb") as f:
+            rs.extend(tomllib.load(f).get("rule", []))
+    return rs
+
+
+def hyperscan_db(rs):
+    import hyperscan
+    ok = []
+    for r in rs:
+        pat = r["regex"].encode()
+        try:
+            db = hyperscan.Database()
+            db.compile(expressions=[pat], ids=[0], elements=1, flags=[hyperscan.HS_FLAG_ALLOWEMPTY])
+            ok.append(pat)
+        except Exception:
+            pass
+    t = time.time()
+    db = hyperscan.Database()
+    db.compile(expressions=ok, ids=list(range(len(ok))), elements=len(ok), flags=[hyperscan.HS_FLAG_ALLOWEMPTY] * len(ok))
+    return db, len(ok), time.time() - t
+
+
+def run_hyperscan(db, path, iters):
+    data = open(path, "rb").read()
+    hits = []
+    cb = lambda i, s, e, f, c: hits.append(i) and None
+    db.scan(data, match_event_handler=cb)
+    t = time.time()
+    for _ in range(iters):
+        hits.clear()
+        db.scan(data, match_event_handler=cb)
+    secs = (time.time() - t) / iters
+    return len(data) / secs / 1e6, len(set(hits))
+
+
+def run_ours(path, iters, naive=False):
+    exe = os.path.join(ROOT, "target/release/examples/scan_bench")
+    cmd = [exe, path, "--iters", str(iters)] + (["--naive"] if naive else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    kv = dict(x.split("=") for x in out.split())
+    return float(kv["mbps"]), int(kv["findings"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--dir", default="/tmp/dlp_peers")
+    a = ap.parse_args()
+    os.makedirs(a.dir, exist_ok=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "dlp-rules", "--example", "scan_bench"], cwd=ROOT, check=True)
+    paths = corpora(a.dir)
+    rs = rules()
+    db, n_ok, hs_compile = hyperscan_db(rs)
+    print(f"rules: {len(rs)}; hyperscan compiled {n_ok}/{len(rs)} of our regexes in {hs_compile:.2f}s")
+    print(f"{'corpus':<12} {'dlp-engine MB/s':>16} {'hyperscan MB/s':>15} {'regexset MB/s':>14}   (findings / matching ids)")
+    for name, p in paths.items():
+        ours, nf = run_ours(p, a.iters)
+        hs, nh = run_hyperscan(db, p, a.iters)
+        naive, nn = run_ours(p, max(1, a.iters // 5), naive=True)
+        print(f"{name:<12} {ours:>16.0f} {hs:>15.0f} {naive:>14.0f}   ({nf} / {nh} / {nn})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
