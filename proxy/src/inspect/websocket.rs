@@ -28,6 +28,9 @@ use crate::state::Proxy;
 /// Largest client message (sum of its frames' payloads) held back while it is scanned; a
 /// larger one closes the connection with 1009 rather than pass unscanned.
 pub const MAX_MESSAGE_BYTES: u64 = 16 << 20;
+/// Most frames held back at once: bounds the queue when a client floods tiny (or empty)
+/// continuation frames that the scanner cannot clear yet.
+pub const MAX_HELD_FRAMES: usize = 16 * 1024;
 /// After a block, how long the server→client relay may run to reach a frame boundary before
 /// the client connection is cut without a close frame.
 pub const BOUNDARY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -345,7 +348,8 @@ impl Inbound {
         }
         match h.opcode {
             OP_CONTINUATION | OP_TEXT | OP_BINARY => {
-                if h.len > MAX_MESSAGE_BYTES.saturating_sub(self.msg_len) {
+                let too_long = h.len > MAX_MESSAGE_BYTES.saturating_sub(self.msg_len);
+                if too_long || self.held.len() >= MAX_HELD_FRAMES {
                     return Err(Stop::TooBig);
                 }
                 Ok(())
@@ -721,6 +725,13 @@ mod tests {
         let mut huge = head.clone();
         huge[2] = 0x80; // 2^63: must not overflow
         assert_eq!(ins.admit(&parse_header(&huge).unwrap()), Err(Stop::TooBig));
+        let mut flood = Inbound::new(inspector());
+        push(&mut flood, &encode(false, OP_TEXT, b"a", Some(KEY))).unwrap();
+        let empty = encode(false, OP_CONTINUATION, b"", Some(KEY));
+        for _ in 1..MAX_HELD_FRAMES {
+            assert_eq!(push(&mut flood, &empty), Ok(vec![]));
+        }
+        assert_eq!(push(&mut flood, &empty), Err(Stop::TooBig));
         let refused = |f: Vec<u8>| {
             matches!(
                 ins.admit(&parse_header(&f).unwrap()),
