@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use testkit::{http_raw, toml_str, Curl, ProxyCa, ProxyProcess, RawResponse, Upstream, UpstreamOptions};
+use testkit::{
+    http_raw, toml_str, Curl, ProxyCa, ProxyProcess, RawResponse, Upstream, UpstreamOptions,
+};
 
 fn start() -> (Upstream, ProxyCa, ProxyProcess) {
     let upstream = Upstream::start(UpstreamOptions::plain()).unwrap();
@@ -27,13 +29,25 @@ fn absolute_form_get_and_post_reach_an_allowed_plain_host() {
     let url = upstream.url("plain.test", "/echo?x=1");
     let get = Curl::new(&url).proxy(proxy.proxy_url()).run().unwrap();
     assert_eq!(get.status, 200, "{}", get.stderr);
-    let post = Curl::new(&url).proxy(proxy.proxy_url()).method("POST").body(b"hello".to_vec()).run().unwrap();
+    let post = Curl::new(&url)
+        .proxy(proxy.proxy_url())
+        .method("POST")
+        .body(b"hello".to_vec())
+        .run()
+        .unwrap();
     assert_eq!(post.status, 200);
     assert_eq!(post.json().unwrap()["body"], "hello");
     let reqs = upstream.requests();
     assert_eq!(reqs.len(), 2);
-    assert!(reqs.iter().all(|r| r.header("proxy-connection").is_none()), "hop-by-hop headers stripped");
-    let events: Vec<_> = proxy.audit_lines().into_iter().filter(|e| e["kind"] == "request").collect();
+    assert!(
+        reqs.iter().all(|r| r.header("proxy-connection").is_none()),
+        "hop-by-hop headers stripped"
+    );
+    let events: Vec<_> = proxy
+        .audit_lines()
+        .into_iter()
+        .filter(|e| e["kind"] == "request")
+        .collect();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1]["method"], "POST");
     assert_eq!(events[1]["bytes_up"], 5);
@@ -52,8 +66,14 @@ fn host_header_that_disagrees_with_the_uri_is_400() {
 #[test]
 fn denied_plain_host_gets_the_explanatory_403() {
     let (_upstream, _ca, proxy) = start();
-    let out = Curl::new("http://not-allowed.example/x").proxy(proxy.proxy_url()).run().unwrap();
+    let out = Curl::new("http://not-allowed.example/x")
+        .proxy(proxy.proxy_url())
+        .run()
+        .unwrap();
     assert_eq!(out.status, 403);
     let body = out.text();
-    assert!(body.contains("not-allowed.example") && body.contains("GET"), "{body}");
+    assert!(
+        body.contains("not-allowed.example") && body.contains("GET"),
+        "{body}"
+    );
 }
