@@ -184,11 +184,13 @@ pub async fn exchange(
                 return proxy.refuse(event, StatusCode::FORBIDDEN, "dlp", why);
             }
         };
+        let compressed = parts.headers.contains_key(http::header::CONTENT_ENCODING);
         let scanned = ScanBody::new(
             incoming,
             scanner,
             Arc::clone(&proxy.inspector),
             Arc::clone(&shared),
+            compressed,
         );
         body::boxed(Counted::new(scanned, Arc::clone(&up)))
     } else {
@@ -260,6 +262,15 @@ pub async fn exchange(
     let down = Arc::new(AtomicU64::new(0));
     let audit_proxy = Arc::clone(&proxy);
     let counted = Counted::new(incoming, down).on_drop(move |bytes_down| {
+        // Warn-mode findings in the request body are known by now (the body was sent first).
+        if let Ok(state) = shared.lock() {
+            event.findings.extend(state.verdict.audit_findings());
+        }
+        if !event.findings.is_empty() {
+            audit_proxy
+                .metrics
+                .dlp_findings(event.findings.len() as u64);
+        }
         event.bytes_down = bytes_down;
         event.bytes_up = up.load(Ordering::Relaxed);
         audit_proxy.metrics.add_bytes(event.bytes_up, bytes_down);

@@ -361,11 +361,8 @@ fn warn_mode_forwards_a_header_secret_and_audits_the_finding() {
     assert_warned(&b, "/echo", "github-pat", &secret);
 }
 
-/// Known gap (outside this test's scope to fix): `request.rs::exchange` puts only the head's
-/// findings into the audit event; warn-mode findings from the body (the `SharedVerdict`) are
-/// not merged into the allow line.
+/// Warn mode: a body finding is forwarded and still appears in the allow line's findings.
 #[test]
-#[ignore = "body findings in warn mode are not yet merged into the allow audit line"]
 fn warn_mode_forwards_a_body_secret_and_audits_the_finding() {
     let b = warn_bench();
     let secret = github_pat(21);
@@ -543,4 +540,18 @@ fn secret_in_a_websocket_message_closes_1008_and_never_arrives() {
     };
     b.proxy.wait_audit(WAIT, denied).expect("ws deny audit");
     assert!(!b.proxy.all_output().contains(&secret));
+}
+
+/// Warn mode keeps a large body flowing after a finding: the 8 MiB hold-back bound must not
+/// turn a warning into a refusal.
+#[test]
+fn warn_mode_streams_a_large_body_after_a_finding() {
+    let b = warn_bench();
+    let secret = github_pat(33);
+    let mut body = format!("token {secret}\n").into_bytes();
+    body.extend(std::iter::repeat_n(b'x', 12 << 20));
+    let len = body.len();
+    let out = post(&b, "/upload", "application/octet-stream", body);
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert_eq!(out.json().unwrap()["bytes"], len as u64);
 }

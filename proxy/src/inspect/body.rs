@@ -42,6 +42,9 @@ pin_project_lite::pin_project! {
         inspector: Arc<Inspector>,
         held: BytesMut,
         released: u64,
+        received: u64,
+        compressed: bool,
+        warned: bool,
         finished: bool,
         trailers: Option<HeaderMap>,
         shared: SharedVerdict,
@@ -49,11 +52,14 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> ScanBody<B> {
+    /// `compressed`: the body has a `Content-Encoding` (scanner offsets are then in decoded
+    /// bytes, so only the scanner's own `releasable` can be trusted).
     pub fn new(
         inner: B,
         scanner: BodyScanner,
         inspector: Arc<Inspector>,
         shared: SharedVerdict,
+        compressed: bool,
     ) -> Self {
         ScanBody {
             inner,
@@ -61,6 +67,9 @@ impl<B> ScanBody<B> {
             inspector,
             held: BytesMut::new(),
             released: 0,
+            received: 0,
+            compressed,
+            warned: false,
             finished: false,
             trailers: None,
             shared,
@@ -69,8 +78,9 @@ impl<B> ScanBody<B> {
 }
 
 /// Records the verdict; returns the error to cut the stream with, if it must be cut.
-fn record(shared: &SharedVerdict, verdict: Verdict) -> Option<BodyBlocked> {
+fn record(shared: &SharedVerdict, verdict: Verdict, warned: &mut bool) -> Option<BodyBlocked> {
     let blocked = verdict.is_blocked();
+    *warned |= !verdict.findings.is_empty();
     if let Ok(mut s) = shared.lock() {
         s.verdict.merge(verdict);
     }
@@ -115,8 +125,11 @@ where
                             return Poll::Ready(Some(Err(unscannable(this.shared, e.to_string()))))
                         }
                     };
-                    if let Some(cut) = record(this.shared, this.inspector.judge(progress.findings))
-                    {
+                    if let Some(cut) = record(
+                        this.shared,
+                        this.inspector.judge(progress.findings),
+                        this.warned,
+                    ) {
                         return Poll::Ready(Some(Err(Box::new(cut))));
                     }
                     *this.finished = true;
@@ -137,11 +150,25 @@ where
                 Ok(p) => p,
                 Err(e) => return Poll::Ready(Some(Err(unscannable(this.shared, e.to_string())))),
             };
-            if let Some(cut) = record(this.shared, this.inspector.judge(progress.findings)) {
+            if let Some(cut) = record(
+                this.shared,
+                this.inspector.judge(progress.findings),
+                this.warned,
+            ) {
                 return Poll::Ready(Some(Err(Box::new(cut))));
             }
             this.held.extend_from_slice(&data);
-            let clear = progress.releasable.saturating_sub(*this.released);
+            *this.received += data.len() as u64;
+            let mut releasable = progress.releasable;
+            if *this.warned && !*this.compressed {
+                // The scanner stops advancing `releasable` at its first finding. After a
+                // warn-mode finding the body must keep flowing, while a later *blocking* finding
+                // must still not leak: any future finding lies within the scanner's window, so
+                // everything older than one window is safe.
+                let window = this.scanner.buffer_bound() as u64;
+                releasable = releasable.max(this.received.saturating_sub(window));
+            }
+            let clear = releasable.saturating_sub(*this.released);
             let clear = usize::try_from(clear)
                 .unwrap_or(usize::MAX)
                 .min(this.held.len());
