@@ -21,7 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = std::fs::read(path)?;
     let mut engine = dlp_rules::Engine::builtin()?;
     if let Some(i) = args.iter().position(|a| a == "--without") {
-        let ids: Vec<&str> = args.get(i + 1).ok_or("--without ID,ID")?.split(',').collect();
+        let ids: Vec<&str> = args
+            .get(i + 1)
+            .ok_or("--without ID,ID")?
+            .split(',')
+            .collect();
         engine = engine.without_rules(&ids)?;
     }
     let engine = Arc::new(engine);

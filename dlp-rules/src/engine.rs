@@ -29,6 +29,18 @@ pub struct Engine {
     pub(crate) known_ids: Vec<String>,
     known: Vec<KnownSecret>,
     pub(crate) prefilter: Prefilter,
+    /// Known-secret literals alone, run over the *raw* bytes of every view the escape layer
+    /// rewrote: decoding (`+` as space in forms, `%4` glued to a hex encoding) can destroy a
+    /// literal that the raw bytes plainly carry. `None` without known secrets.
+    pub(crate) known_filter: Option<Prefilter>,
+    /// Rules that share their exact keyword set (seven URL-credential rules on `://`) are gated
+    /// by one multi-pattern regex: a window where none of them can match costs one search
+    /// instead of one per rule. `gate_of[rule]` indexes `gates`.
+    pub(crate) gates: Vec<regex_automata::meta::Regex>,
+    pub(crate) gate_of: Vec<Option<u32>>,
+    /// Every known secret is printable ASCII, so decoded payloads without a printable run can
+    /// be skipped (see `scan::has_text_run`).
+    pub(crate) text_only: bool,
     /// Longest match any target can produce, in decoded bytes.
     pub(crate) max_match: usize,
 }
@@ -117,21 +129,37 @@ impl Engine {
                 secrecy::ExposeSecret::expose_secret(&k.value).len() >= MIN_KNOWN_SECRET_LEN
             })
             .collect();
+        let mut known_lits = Vec::new();
         for (i, k) in known.iter().enumerate() {
             let i = u32::try_from(i).map_err(|_| DlpError::NoRules)?;
             for lit in known::encodings(k) {
                 max_match = max_match.max(lit.len());
-                literals.push((lit, Target::Known(i)));
+                known_lits.push((lit, Target::Known(i)));
             }
         }
+        let known_filter = if known_lits.is_empty() {
+            None
+        } else {
+            literals.extend(known_lits.iter().cloned());
+            Some(Prefilter::build(known_lits)?)
+        };
         let prefilter = Prefilter::build(literals)?;
+        let (gates, gate_of) = build_gates(&rules);
         let known_ids = known.iter().map(|k| k.id.clone()).collect();
+        let text_only = known.iter().all(|k| {
+            let v = secrecy::ExposeSecret::expose_secret(&k.value).as_bytes();
+            v.iter().all(|&b| (0x20..0x7f).contains(&b))
+        });
         Ok(Engine {
             rules,
             keywordless,
             known_ids,
             known,
             prefilter,
+            known_filter,
+            gates,
+            gate_of,
+            text_only,
             max_match,
         })
     }
@@ -224,6 +252,42 @@ impl Engine {
             validated: h.validated,
         }
     }
+}
+
+/// Groups rules by identical (non-empty) literal sets; each group of two or more gets a
+/// multi-pattern regex of its members. A group whose union does not compile simply has no gate.
+fn build_gates(rules: &[Arc<Rule>]) -> (Vec<regex_automata::meta::Regex>, Vec<Option<u32>>) {
+    use regex_automata::meta::Regex;
+    use regex_automata::util::syntax;
+    let mut by_lits: std::collections::BTreeMap<&[String], Vec<usize>> = Default::default();
+    for (i, r) in rules.iter().enumerate() {
+        if !r.literals.is_empty() {
+            by_lits.entry(r.literals.as_slice()).or_default().push(i);
+        }
+    }
+    let mut gates = Vec::new();
+    let mut gate_of = vec![None; rules.len()];
+    for members in by_lits.values().filter(|m| m.len() >= 2) {
+        let pats: Vec<&str> = members
+            .iter()
+            .map(|&i| rules[i].info.regex.as_str())
+            .collect();
+        let Ok(re) = Regex::builder()
+            .syntax(syntax::Config::new().utf8(false))
+            .configure(Regex::config().utf8_empty(false))
+            .build_many(&pats)
+        else {
+            continue;
+        };
+        let Ok(g) = u32::try_from(gates.len()) else {
+            break;
+        };
+        gates.push(re);
+        for &i in members {
+            gate_of[i] = Some(g);
+        }
+    }
+    (gates, gate_of)
 }
 
 fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {

@@ -16,10 +16,11 @@ use crate::engine::{Engine, EXPANSION};
 use crate::error::DlpError;
 use crate::finding::{Finding, Location};
 
-/// New bytes gathered before a scan round (bigger rounds amortise the re-scanned overlap).
-const SEGMENT_TRIGGER: usize = 192 << 10;
+/// New bytes gathered before a scan round. Bigger rounds amortise the re-scanned overlap (~52 KiB
+/// with the current packs: 27% extra work at 192 KiB, 13% at 384 KiB).
+const SEGMENT_TRIGGER: usize = 384 << 10;
 /// Most new bytes in one round; with the tail this bounds the buffer.
-const SEGMENT_MAX: usize = 256 << 10;
+const SEGMENT_MAX: usize = 448 << 10;
 /// Findings kept per body; the first one already decides the request.
 const MAX_FINDINGS: usize = 64;
 /// Compressed-offset checkpoints kept (older ones are merged, which only delays release).

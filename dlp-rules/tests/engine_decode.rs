@@ -359,3 +359,62 @@ fn scan_reader_streams_files_and_gunzips() {
     assert_eq!(f.len(), 1);
     assert!(f[0].encoding.starts_with("gzip"));
 }
+
+/// Regression: in a form or a query, `+` means space and the decoded view replaced the raw one,
+/// so a known secret holding `+` (raw, or in its standard base64) and rule secrets whose alphabet
+/// holds `+` were never compared with the bytes actually sent.
+#[test]
+fn plus_in_form_context_hides_nothing() {
+    const PLUS: &str = "btl-e2e-9xQ2+vK7/wR4=mZ8pL3nT6yH1qJ5";
+    const TILDE: &str = "btl-e2e-tilde~>Qw8Zr5Tn2Lk7Vb4Xs";
+    let e = Arc::new(
+        Engine::builtin()
+            .unwrap()
+            .with_known_secrets(vec![
+                KnownSecret::new("PLUS", SecretString::from(PLUS)),
+                KnownSecret::new("TILDE", SecretString::from(TILDE)),
+            ])
+            .unwrap(),
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(TILDE);
+    assert!(b64.contains('+'));
+    let form = || BodyContext::body().with_content_type("application/x-www-form-urlencoded");
+    let has = |f: &[dlp_rules::Finding], id: &str| f.iter().any(|f| f.rule_id == id);
+    // URL query (form semantics) and form bodies, raw and base64, alone and inside fields.
+    let f = e.scan_url(&format!("/echo?q={PLUS}"));
+    assert!(has(&f, "known-secret:PLUS"), "{f:?}");
+    let f = e.scan_url(&format!("/echo?a=1&q={b64}&b=2"));
+    assert!(has(&f, "known-secret:TILDE"), "{f:?}");
+    for (body, id) in [
+        (PLUS.to_string(), "known-secret:PLUS"),
+        (format!("a=b+c&tok={PLUS}&x=%41"), "known-secret:PLUS"),
+        (b64.clone(), "known-secret:TILDE"),
+        (format!("data={b64}&more=%2F"), "known-secret:TILDE"),
+    ] {
+        let f = stream(&e, form(), &[body.as_bytes()], None).0;
+        assert!(has(&f, id), "{body}: {f:?}");
+        assert!(!format!("{f:?}").contains(PLUS) && !format!("{f:?}").contains(TILDE));
+    }
+    // Known secrets next to escapes that eat their first bytes in the decoded view.
+    let hex: String = TILDE.bytes().map(|b| format!("{b:02x}")).collect();
+    for body in [format!("x=%4{hex}"), format!("{{\"a\":\"\\u00{hex}\"}}")] {
+        let f = e.scan_bytes(body.as_bytes(), true, Location::Body);
+        assert!(has(&f, "known-secret:TILDE"), "{body}: {f:?}");
+    }
+    // Rule secrets with `+` in their alphabet: an AWS secret key, and a PEM key base64-wrapped
+    // whose base64 holds `+`, sent unescaped in a form.
+    let aws = "aws_secret_access_key=Md4F323/M6cM+RgKstWZ9CxqvH3YSMsVCDjAOwtm&x=1";
+    let f = stream(&e, form(), &[aws.as_bytes()], None).0;
+    assert!(has(&f, "aws-secret-access-key"), "{f:?}");
+    assert!(has(
+        &e.scan_url(&format!("/p?{aws}")),
+        "aws-secret-access-key"
+    ));
+    let mut payload = vec![0xfb, 0xef, 0xbe]; // encodes as `++++`
+    payload.extend_from_slice(format!(" {GH} ").as_bytes());
+    let gh_b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+    assert!(gh_b64.starts_with("++++"));
+    let body = format!("payload={gh_b64}");
+    let f = stream(&e, form(), &[body.as_bytes()], None).0;
+    assert!(has(&f, "github-pat"), "{gh_b64}: {f:?}");
+}

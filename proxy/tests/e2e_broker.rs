@@ -473,7 +473,6 @@ fn the_token_itself_is_refused_in_every_encoding_and_never_reaches_the_upstream(
 /// token nor its standard base64 (which may hold `+` too) is ever compared. Fail closed would be
 /// to match known secrets on the raw view as well.
 #[test]
-#[ignore = "dlp-rules bug: known secrets with '+' are missed in form/query context (reported)"]
 fn known_secret_with_plus_in_a_form_context_is_refused() {
     const PLUS: &str = "btl-e2e-9xQ2+vK7/wR4=mZ8pL3nT6yH1qJ5";
     const TILDE: &str = "btl-e2e-tilde~>Qw8Zr5Tn2Lk7Vb4Xs";

@@ -48,21 +48,85 @@ pub(crate) struct Run {
     pub wrapped: bool,
 }
 
-/// Finds runs of at least `MIN_RUN` chars. Samples every `MIN_RUN`-th byte: a run that long must
-/// cover a sample, so prose (short words) is skipped at a fraction of a byte test per byte.
+/// Whether `b` is a base64 character of either alphabet, branch-free so that the block
+/// classifier below compiles to SIMD compares (the table is for decoding).
+#[inline(always)]
+fn valid_arith(b: u8) -> bool {
+    (b.wrapping_sub(b'0') < 10)
+        | ((b | 0x20).wrapping_sub(b'a') < 26)
+        | (b == b'+')
+        | (b == b'/')
+        | (b == b'-')
+        | (b == b'_')
+}
+
+const BLOCK: usize = 64;
+
+/// Bit `i` set iff `block[i]` is a base64 character. The byte loop vectorizes; eight
+/// multiplies gather the 0/1 bytes into bits.
+#[inline(always)]
+fn classify(block: &[u8; BLOCK]) -> u64 {
+    let mut flags = [0u8; BLOCK];
+    for (f, &b) in flags.iter_mut().zip(block.iter()) {
+        *f = u8::from(valid_arith(b));
+    }
+    let mut m = 0u64;
+    for (k, w) in flags.chunks_exact(8).enumerate() {
+        let mut b8 = [0u8; 8];
+        b8.copy_from_slice(w);
+        let w = u64::from_le_bytes(b8);
+        m |= (w.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+    }
+    m
+}
+
+/// Bits `j` of `x` such that bits `j..j + MIN_RUN` are all set.
+#[inline(always)]
+fn run_starts(x: u128) -> u128 {
+    let r2 = x & (x >> 1);
+    let r4 = r2 & (r2 >> 2);
+    let r8 = r4 & (r4 >> 4);
+    let r16 = r8 & (r8 >> 8);
+    r16 & (r4 >> 16)
+}
+
+/// Finds maximal runs of at least `MIN_RUN` chars (joined across wrapped lines). 64-byte blocks
+/// are classified into bitmasks and tested for 20 consecutive set bits (with the previous
+/// block's bits carried in): prose and JSON, whose words are short, cost about one SIMD
+/// classification per block; the byte-wise walk only runs where a long run really is.
 pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
     let mut floor = 0;
-    let mut p = MIN_RUN - 1;
-    while p < hay.len() {
-        if !valid(hay[p]) {
-            p += MIN_RUN;
+    let mut pos = 0;
+    let mut prev = 0u64;
+    while pos < hay.len() {
+        let m = match hay
+            .get(pos..pos + BLOCK)
+            .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
+        {
+            Some(block) => classify(block),
+            None => {
+                let mut block = [0u8; BLOCK];
+                let take = hay.len() - pos;
+                block[..take].copy_from_slice(&hay[pos..]);
+                classify(&block)
+            }
+        };
+        let starts = run_starts(u128::from(prev) | u128::from(m) << 64);
+        // Runs whose 20th char lies in this block.
+        let cand = (starts >> (64 - (MIN_RUN - 1))) as u64;
+        if cand == 0 {
+            prev = m;
+            pos += BLOCK;
             continue;
         }
-        let mut a = p;
+        // First such run: its start is `pos - 64 + j`, never before `floor` (prev is cleared
+        // after each run).
+        let j = (64 - (MIN_RUN - 1)) + cand.trailing_zeros() as usize;
+        let mut a = (pos + j).saturating_sub(64).max(floor);
         while a > floor && valid(hay[a - 1]) {
             a -= 1;
         }
-        let (b, wrapped) = extend_right(hay, a, p);
+        let (b, wrapped) = extend_right(hay, a, a);
         if b - a >= MIN_RUN {
             f(Run {
                 start: a,
@@ -71,7 +135,9 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
             });
         }
         floor = b;
-        p = b + MIN_RUN;
+        // Resume just past the run: `hay[b]` is not part of any run we still have to report.
+        pos = b + 1;
+        prev = 0;
     }
 }
 
@@ -195,6 +261,45 @@ mod tests {
             t.extend_from_slice(&[b'A'; MIN_RUN]);
             t.push(b' ');
             assert_eq!(runs(&t).len(), 1, "pad {pad}");
+        }
+    }
+
+    /// The reference: a byte-wise walk for maximal runs (no line joining).
+    fn naive_runs(s: &[u8]) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        let mut i = 0;
+        while i < s.len() {
+            let a = i;
+            while i < s.len() && valid(s[i]) {
+                i += 1;
+            }
+            if i - a >= MIN_RUN {
+                v.push((a, i));
+            }
+            i += 1;
+        }
+        v
+    }
+
+    #[test]
+    fn block_classifier_matches_bytewise_walk() {
+        assert!((0..=255u8).all(|b| valid_arith(b) == valid(b)));
+        let mut seed = 7u64;
+        for case in 0..400 {
+            let len = 1 + case * 3 % 300;
+            let s: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    // Mostly base64 chars with sparse delimiters, so runs of every length occur.
+                    if (seed >> 40).is_multiple_of(2 + case as u64 % 30) {
+                        b" \"=.:"[(seed >> 20) as usize % 5]
+                    } else {
+                        b"aZ09+/-_Q"[(seed >> 24) as usize % 9]
+                    }
+                })
+                .collect();
+            let got: Vec<_> = runs(&s).iter().map(|r| (r.start, r.end)).collect();
+            assert_eq!(got, naive_runs(&s), "case {case}");
         }
     }
 
