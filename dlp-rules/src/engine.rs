@@ -274,7 +274,17 @@ fn build_gates(rules: &[Arc<Rule>]) -> (Vec<regex_automata::meta::Regex>, Vec<Op
             .collect();
         let Ok(re) = Regex::builder()
             .syntax(syntax::Config::new().utf8(false))
-            .configure(Regex::config().utf8_empty(false))
+            .configure(
+                Regex::config()
+                    .utf8_empty(false)
+                    // The union of the members' counted repetitions needs more than the default
+                    // 2 MiB to build a lazy DFA at all (it fell back to the PikeVM, 10x slower).
+                    // A cap, not an allocation: the cache grows with the states visited.
+                    .hybrid_cache_capacity(4 << 20)
+                    .dfa(false)
+                    .onepass(false)
+                    .backtrack(false),
+            )
             .build_many(&pats)
         else {
             continue;
