@@ -250,6 +250,31 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(*decoded_len as u64));
         g.bench_function(*name, |b| b.iter(|| scan(&engine, ctx, body)));
     }
+    // The proxy's configuration: the same rules plus the credentials it injects, whose literals
+    // are also matched on the raw bytes of every escaped view.
+    let known = Arc::new(
+        Engine::builtin()
+            .unwrap()
+            .with_known_secrets(
+                [
+                    "sk-ant-oat01-Qm9vbXBsYWNlaG9sZGVy",
+                    "ghp_Xk2LmQ9pR7sT4vW8yZ1bC3dF5gH6jN0a",
+                    "btl-e2e-9xQ2+vK7/wR4=mZ8pL3nT6yH1qJ5",
+                ]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    dlp_rules::KnownSecret::new(format!("K{i}"), dlp_rules::SecretString::from(*v))
+                })
+                .collect(),
+            )
+            .unwrap(),
+    );
+    assert!(scan(&known, &plain, &json).is_empty());
+    g.throughput(Throughput::Bytes(json.len() as u64));
+    g.bench_function("clean_llm_json_known_secrets", |b| {
+        b.iter(|| scan(&known, &plain, &json))
+    });
     g.finish();
     let url = "/v1/messages?beta=true&anthropic-version=2023-06-01&q=how+do+I+configure+the+proxy";
     let mut g = c.benchmark_group("dlp_small");

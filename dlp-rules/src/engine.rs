@@ -141,7 +141,7 @@ impl Engine {
             None
         } else {
             literals.extend(known_lits.iter().cloned());
-            Some(Prefilter::build(known_lits)?)
+            Some(Prefilter::build_teddy(known_lits)?)
         };
         let prefilter = Prefilter::build(literals)?;
         let (gates, gate_of) = build_gates(&rules);
