@@ -39,7 +39,7 @@ pub struct Engine {
     pub(crate) gates: Vec<regex_automata::meta::Regex>,
     pub(crate) gate_of: Vec<Option<u32>>,
     /// Every known secret is printable ASCII, so decoded payloads without a printable run can
-    /// be skipped (see `scan::has_text_run`).
+    /// be skipped (see `filter::has_text_run`).
     pub(crate) text_only: bool,
     /// Longest match any target can produce, in decoded bytes.
     pub(crate) max_match: usize,

@@ -90,6 +90,23 @@ pub(crate) fn is_placeholder(secret: &[u8]) -> bool {
     false
 }
 
+/// Shortest printable run that every match contains (keyword plus token, or a known secret,
+/// which is at least `MIN_KNOWN_SECRET_LEN` long).
+pub(crate) const MIN_TEXT_RUN: usize = 8;
+
+/// Whether `s` has `MIN_TEXT_RUN` consecutive printable ASCII bytes (space..`~`, tab, CR, LF).
+pub(crate) fn has_text_run(s: &[u8]) -> bool {
+    let mut run = 0;
+    for &b in s {
+        let text = (b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == b'\n') | (b == b'\r');
+        run = if text { run + 1 } else { 0 };
+        if run >= MIN_TEXT_RUN {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -209,7 +209,7 @@ impl Engine {
     /// images, the wrong base64 alignments) rarely have one (38% of byte values, so ~0.04% per
     /// position), and skipping them saves a recursive scan per git id, UUID or image.
     fn may_hold_secret(&self, dec: &[u8]) -> bool {
-        !self.text_only || has_text_run(dec)
+        !self.text_only || filter::has_text_run(dec)
     }
 
     /// Prefilter: known-secret hits go straight to `out`; returns the merged `(rule, start, end)`
@@ -237,29 +237,17 @@ impl Engine {
         for &r in &self.keywordless {
             wins.push((r, 0, view.len()));
         }
-        // Counting sort by rule (hits arrive in position order per prefilter pass, so each
-        // rule's slice is usually sorted already): O(n) where a comparison sort was a tenth of
-        // the scan on JSON with many `://` hits (7 rules each).
-        let mut starts = vec![0usize; self.rules.len() + 1];
-        for w in &wins {
-            starts[w.0 as usize + 1] += 1;
-        }
-        for i in 1..starts.len() {
-            starts[i] += starts[i - 1];
-        }
-        let mut sorted = vec![(0u32, 0usize, 0usize); wins.len()];
-        let mut next = starts.clone();
-        for w in wins {
-            sorted[next[w.0 as usize]] = w;
-            next[w.0 as usize] += 1;
-        }
-        for r in 0..self.rules.len() {
-            let slice = &mut sorted[starts[r]..starts[r + 1]];
-            if !slice.is_sorted() {
-                slice.sort_unstable();
-            }
-        }
-        let wins = sorted;
+        // Many windows (e.g. 7 rules per `://` hit): counting sort by rule, O(n), since hits
+        // arrive in position order per prefilter pass and each rule's slice is usually sorted
+        // already; a comparison sort was a tenth of the scan on such JSON. Few: plain sort (no
+        // per-call tables for URLs and headers).
+        let wins = if wins.len() <= 64 {
+            let mut wins = wins;
+            wins.sort_unstable();
+            wins
+        } else {
+            self.group_by_rule(wins)
+        };
         let mut merged: Vec<(u32, usize, usize)> = Vec::with_capacity(wins.len());
         for (r, s, e) in wins {
             match merged.last_mut() {
@@ -291,6 +279,29 @@ impl Engine {
             }
         }
         self.run_rule(r, view, s, e, out);
+    }
+
+    fn group_by_rule(&self, wins: Vec<(u32, usize, usize)>) -> Vec<(u32, usize, usize)> {
+        let mut starts = vec![0usize; self.rules.len() + 1];
+        for w in &wins {
+            starts[w.0 as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut sorted = vec![(0u32, 0usize, 0usize); wins.len()];
+        let mut next = starts.clone();
+        for w in wins {
+            sorted[next[w.0 as usize]] = w;
+            next[w.0 as usize] += 1;
+        }
+        for r in 0..self.rules.len() {
+            let slice = &mut sorted[starts[r]..starts[r + 1]];
+            if !slice.is_sorted() {
+                slice.sort_unstable();
+            }
+        }
+        sorted
     }
 
     fn run_rule(&self, r: u32, view: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
@@ -355,23 +366,6 @@ fn known_hits(kf: &crate::prefilter::Prefilter, view: &[u8], out: &mut Vec<Hit>)
     });
 }
 
-/// Shortest printable run that every match contains (keyword plus token, or a known secret,
-/// which is at least `MIN_KNOWN_SECRET_LEN` long).
-pub(crate) const MIN_TEXT_RUN: usize = 8;
-
-/// Whether `s` has `MIN_TEXT_RUN` consecutive printable ASCII bytes (space..`~`, tab, CR, LF).
-pub(crate) fn has_text_run(s: &[u8]) -> bool {
-    let mut run = 0;
-    for &b in s {
-        let text = (b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == b'\n') | (b == b'\r');
-        run = if text { run + 1 } else { 0 };
-        if run >= MIN_TEXT_RUN {
-            return true;
-        }
-    }
-    false
-}
-
 fn join(outer: &str, inner: &str) -> String {
     if inner.is_empty() {
         outer.to_string()
@@ -410,13 +404,13 @@ mod tests {
             for ex in &rule.info.examples {
                 for m in rule.regex.find_iter(ex.as_bytes()) {
                     let s = &ex.as_bytes()[m.start()..m.end()];
-                    assert!(has_text_run(s), "{}: {ex}", rule.info.id);
+                    assert!(filter::has_text_run(s), "{}: {ex}", rule.info.id);
                     checked += 1;
                 }
             }
         }
         assert!(checked >= e.rules.len());
-        assert!(!has_text_run(b"\x00abcdefg\x01abcdefg\xff"));
-        assert!(has_text_run(b"\x00abc\tdefg\x01"));
+        assert!(!filter::has_text_run(b"\x00abcdefg\x01abcdefg\xff"));
+        assert!(filter::has_text_run(b"\x00abc\tdefg\x01"));
     }
 }
