@@ -271,9 +271,15 @@ impl Engine {
         out: &mut Vec<Hit>,
     ) {
         if let Some(g) = self.gate_of[r as usize] {
-            let open = *gated
-                .entry((g, s, e))
-                .or_insert_with(|| self.gates[g as usize].is_match(Input::new(view).span(s..e)));
+            let key = (g, s, e);
+            let open = match gated.binary_search_by(|m| m.0.cmp(&key)) {
+                Ok(i) => gated[i].1,
+                Err(i) => {
+                    let open = self.gates[g as usize].is_match(Input::new(view).span(s..e));
+                    gated.insert(i, (key, open));
+                    open
+                }
+            };
             if !open {
                 return;
             }
@@ -348,7 +354,9 @@ impl Engine {
 }
 
 /// Gate answers per `(gate, span start, span end)` for one view.
-type Gated = std::collections::HashMap<(u32, usize, usize), bool>;
+/// Sorted by key; a rule's windows arrive in order, so inserts append. (Not a hash map: the keys
+/// are positions an attacker chooses, and a sorted vector has no bad case.)
+type Gated = Vec<((u32, usize, usize), bool)>;
 
 /// Known-secret literal hits of `kf` in `view`, in `view` coordinates.
 fn known_hits(kf: &crate::prefilter::Prefilter, view: &[u8], out: &mut Vec<Hit>) {
