@@ -7,7 +7,10 @@
 # Writes a markdown report to stdout and to benches/results/latest.md.
 #
 # Usage: benches/proxy_load.sh
-# Env:   DURATION=10s  CONC=16  H2_PARALLEL=1  SKIP_INSTALL=1  SKIP_BUILD=1  SKIP_CRITERION=1
+# Env:   PERF=1 (perf profile of each proxy run -> benches/results/perf-*.txt; skews the numbers)
+#        DURATION=10s  CONC=16  H2_PARALLEL=1  SKIP_INSTALL=1  SKIP_BUILD=1  SKIP_CRITERION=1
+#        NGINX_HTTP2=0 (origin offers http/1.1 only: upstream pooling over h1 instead of one h2 conn)
+#        EGRESS_WORKERS=N (tokio worker threads for egress-proxy)  EGRESS_BIN=path
 #        PEERS="direct egress squid mitm"  (subset to run)  OUT=path/to/report.md
 set -euo pipefail
 
@@ -85,6 +88,14 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p egress-proxy)
 fi
 EGRESS_BIN=${EGRESS_BIN:-$ROOT/target/release/egress-proxy}
+# Which source the binary was built from (set EGRESS_REV when EGRESS_BIN points elsewhere).
+if [ -z "${EGRESS_REV:-}" ]; then
+    EGRESS_REV=$(cd "$ROOT" && git rev-parse --short HEAD)
+    if ! (cd "$ROOT" && git diff --quiet HEAD -- proxy certs dlp-rules Cargo.toml Cargo.lock); then
+        EGRESS_REV="$EGRESS_REV + uncommitted changes"
+    fi
+fi
+LOAD_START=$(uptime | sed 's/.*load average: //')
 
 # ---------------------------------------------------------------- test CA, nginx
 cd "$WORK"
@@ -121,7 +132,7 @@ http {
     keepalive_requests 1000000;
     keepalive_timeout 60s;
     server {
-        listen 127.0.0.1:$NGINX_PORT ssl http2;
+        listen 127.0.0.1:$NGINX_PORT ssl$([ "${NGINX_HTTP2:-1}" = 1 ] && echo " http2");
         ssl_certificate $WORK/origin.pem;
         ssl_certificate_key $WORK/origin.key;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -169,8 +180,21 @@ run_load() {
     acc0=$(nginx_accepts)
     cpu0=0
     [ "$ppid" = - ] || cpu0=$(cpu_ticks "$ppid")
+    local perf_pid=""
+    if [ -n "${PERF:-}" ] && [ "$ppid" != - ] && command -v perf >/dev/null; then
+        perf record -q -F 499 -g -p "$ppid" -o "$WORK/perf-$name-${mode// /_}.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     oha --no-tui -z "$DURATION" -c "$CONC" "$@" "$URL" --output-format json -o "$WORK/oha-$name-${mode// /_}.json" \
         >"$WORK/oha.err" 2>&1 || { log "oha failed for $name/$mode: $(tail -3 "$WORK/oha.err")"; return 0; }
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        mkdir -p "$ROOT/benches/results"
+        perf report -i "$WORK/perf-$name-${mode// /_}.data" --stdio --no-children --sort dso,symbol -g none \
+            --percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 \
+            >"$ROOT/benches/results/perf-$name-${mode// /_}.txt" || true
+    fi
     acc1=$(nginx_accepts)
     cpu1=0
     [ "$ppid" = - ] || cpu1=$(cpu_ticks "$ppid")
@@ -187,10 +211,13 @@ errors = sum(v for k, v in d.get("errorDistribution", {}).items() if "deadline" 
 rps = s["requestsPerSec"]
 cpu_us = (int(ticks) / int(hz)) * 1e6 / total if total and name != "direct" else None
 ms = lambda v: "-" if v is None else f"{v * 1e3:.2f}"
+errs = {k: v for k, v in d.get("errorDistribution", {}).items() if "deadline" not in k}
+rps_s = f"{rps:.0f}"
 if ok == 0:
-    rps = 0.0
+    top = max(errs, key=errs.get) if errs else "no response"
+    rps_s = f"n/a (every request failed: {top})"
 print("\t".join([
-    name, mode, f"{rps:.0f}", ms(lat.get("p50")), ms(lat.get("p99")),
+    name, mode, rps_s, ms(lat.get("p50")), ms(lat.get("p99")),
     f"{ok}/{total}" + (f" ({errors} err)" if errors else ""),
     conns, "-" if cpu_us is None else f"{cpu_us:.0f}",
 ]))
@@ -216,7 +243,7 @@ if want direct; then
 fi
 
 # ---------------------------------------------------------------- egress-proxy
-EGRESS_IDLE=- EGRESS_AFTER=- EGRESS_HWM=-
+EGRESS_IDLE=- EGRESS_IDLE_ANON=- EGRESS_AFTER=- EGRESS_HWM=-
 if want egress; then
     mkdir -p egress
     "$EGRESS_BIN" ca init --dir "$WORK/egress" >/dev/null
@@ -233,7 +260,8 @@ extra_roots = ["$WORK/origin-ca.pem"]
 [upstream.hosts]
 "$HOST" = "127.0.0.1"
 EOF
-    RUST_LOG=${EGRESS_RUST_LOG:-info} "$EGRESS_BIN" run --config "$WORK/egress/config.toml" \
+    # TOKIO_WORKER_THREADS only when asked: unset, tokio uses one worker per core.
+    env ${EGRESS_WORKERS:+TOKIO_WORKER_THREADS=$EGRESS_WORKERS} RUST_LOG="${EGRESS_RUST_LOG:-info}" "$EGRESS_BIN" run --config "$WORK/egress/config.toml" \
         >/dev/null 2>"$WORK/egress/stderr.log" &
     EPID=$!
     PIDS+=($EPID)
@@ -249,6 +277,7 @@ EOF
     else
         sleep 1
         EGRESS_IDLE=$(rss_kb "$EPID")
+        EGRESS_IDLE_ANON=$(awk '/^RssAnon/ {print $2}' "/proc/$EPID/status")
         run_peer egress-proxy "$EPID" --no-pre-lookup -x "http://127.0.0.1:$EPORT" --cacert "$WORK/egress/ca.pem"
         EGRESS_AFTER=$(rss_kb "$EPID")
         EGRESS_HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$EPID/status")
@@ -344,23 +373,30 @@ if [ -z "${SKIP_CRITERION:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- report
-python3 - "$ROWS" "$CRIT" "$EGRESS_IDLE" "$EGRESS_AFTER" "$EGRESS_HWM" "$SQUID_RSS" "$MITM_RSS" \
-    "$DURATION" "$CONC" "$FILE_BYTES" "$(uptime | sed 's/.*load average: //')" "${NOTES[@]+"${NOTES[@]}"}" >"$WORK/report.md" <<'PY'
+mkdir -p "$(dirname "$OUT")"
+cp "$ROWS" "${OUT%.md}.tsv"  # raw rows, kept even if the report step fails
+python3 - "$ROWS" "$CRIT" "$EGRESS_IDLE" "$EGRESS_IDLE_ANON" "$EGRESS_AFTER" "$EGRESS_HWM" "$SQUID_RSS" "$MITM_RSS" \
+    "$DURATION" "$CONC" "$FILE_BYTES" "$LOAD_START" "$(uptime | sed 's/.*load average: //')" "${NOTES[@]+"${NOTES[@]}"}" >"$WORK/report.md" <<'PY'
 import re, sys
-rows_path, crit_path, e_idle, e_after, e_hwm, s_rss, m_rss, dur, conc, fbytes, load, *notes = sys.argv[1:]
+rows_path, crit_path, e_idle, e_anon, e_after, e_hwm, s_rss, m_rss, dur, conc, fbytes, load0, load, *notes = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(rows_path) if l.strip()]
 out = []
 p = out.append
 p(f"Load: `oha -z {dur} -c {conc}` per row (after a 200-request warm-up), GET of a {fbytes}-byte static file from nginx over TLS;")
-p(f"every proxy intercepts (bumps) the tunnel. Load average when the report was written: {load}.")
+p(f"every proxy intercepts (bumps) the tunnel. Load average (1, 5, 15 min) at start: {load0}; at the end: {load}.")
 p("")
 p("| target | mode | req/s | p50 ms | p99 ms | 200 / total | upstream conns | proxy CPU µs/req |")
 p("|---|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     p("| " + " | ".join(r) + " |")
 p("")
-squid = {r[1]: float(r[2]) for r in rows if r[0] == "squid-openssl"}
-eg = {r[1]: float(r[2]) for r in rows if r[0] == "egress-proxy"}
+def num(v):
+    try:
+        return float(v)
+    except ValueError:
+        return 0.0
+squid = {r[1]: num(r[2]) for r in rows if r[0] == "squid-openssl"}
+eg = {r[1]: num(r[2]) for r in rows if r[0] == "egress-proxy"}
 def mb(kb):
     return "-" if kb in ("-", "", "0") else f"{int(kb) / 1024:.1f} MB"
 if squid and eg:
@@ -376,6 +412,7 @@ if squid and eg:
 p("| memory (VmRSS) | value |")
 p("|---|---:|")
 p(f"| egress-proxy idle (after start, before traffic) | {mb(e_idle)} |")
+p(f"| egress-proxy idle, anonymous part (RssAnon: heap, stacks) | {mb(e_anon)} |")
 p(f"| egress-proxy after the load | {mb(e_after)} |")
 p(f"| egress-proxy peak (VmHWM) | {mb(e_hwm)} |")
 p(f"| squid-openssl after the load (with certgen helpers) | {mb(s_rss)} |")
@@ -403,7 +440,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "# proxy_load.sh results"
     echo
     echo "$(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) cores · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
-        "· $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) · egress-proxy $(cd "$ROOT" && git rev-parse --short HEAD)"
+        "· $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) · egress-proxy $EGRESS_REV"
     echo
     cat "$WORK/report.md"
 } | tee "$OUT"
