@@ -12,7 +12,7 @@ use common::{Bench, Setup, HOST};
 use testkit::{git, git_clone, Curl};
 
 /// Route token (shared by `/anthropic/` and `/alt/`). `/` and `=` make every encoding differ.
-/// (No `+`: see `known_secret_with_plus_in_a_form_context_is_refused`.)
+/// (No `+` here; `known_secret_with_plus_in_a_form_context_is_refused` covers that case.)
 const TOKEN: &str = "btl-e2e-9xQ2_vK7/wR4=mZ8pL3nT6yH1qJ5";
 /// Token of the `/anthropic/beta/` route.
 const TOKEN_B: &str = "btl-e2e-beta-Hs4Kw9Lp2Xq7Vn5Rt8Yz3";
@@ -467,11 +467,9 @@ fn the_token_itself_is_refused_in_every_encoding_and_never_reaches_the_upstream(
     assert_hygiene(&b);
 }
 
-/// A known secret holding `+` (as standard base64 does) slips past the escape layer when the
-/// context is form-like (query, `application/x-www-form-urlencoded` body): `+` is decoded to a
-/// space and the decoded view *replaces* the raw one (`dlp-rules/src/scan.rs`), so neither the raw
-/// token nor its standard base64 (which may hold `+` too) is ever compared. Fail closed would be
-/// to match known secrets on the raw view as well.
+/// Regression: a known secret holding `+` (as standard base64 does) in a form-like context
+/// (query, `application/x-www-form-urlencoded` body), where `+` decodes to a space. The engine
+/// now also matches known secrets on the raw view, so the token and its base64 are refused.
 #[test]
 fn known_secret_with_plus_in_a_form_context_is_refused() {
     const PLUS: &str = "btl-e2e-9xQ2+vK7/wR4=mZ8pL3nT6yH1qJ5";
