@@ -273,7 +273,7 @@ fn build_gates(rules: &[Arc<Rule>]) -> (Vec<regex_automata::meta::Regex>, Vec<Op
             .map(|&i| rules[i].info.regex.as_str())
             .collect();
         let Ok(re) = Regex::builder()
-            .syntax(syntax::Config::new().utf8(false))
+            .syntax(syntax::Config::new().utf8(false).unicode(false))
             .configure(
                 Regex::config()
                     .utf8_empty(false)

@@ -1,5 +1,7 @@
 //! Rule packs: the TOML contract, and rules compiled from it.
 
+use std::sync::OnceLock;
+
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
@@ -69,7 +71,10 @@ pub struct RuleInfo {
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub info: RuleInfo,
-    pub regex: Regex,
+    /// Compiled on the rule's first keyword hit: most rules never fire in a given bottle, and
+    /// every compiled automaton costs resident memory from start-up on (half the proxy's idle
+    /// RSS when all were eager). The pattern is validated when the rule is loaded.
+    regex: OnceLock<Option<Regex>>,
     pub secret_group: Option<usize>,
     pub entropy: Option<f64>,
     pub validator: Validator,
@@ -81,7 +86,25 @@ pub(crate) struct Rule {
     pub max_len: usize,
 }
 
+/// Same dialect as `regex::bytes::Regex` (patterns may match arbitrary bytes), ASCII classes:
+/// secrets are ASCII, and Unicode `\w`/`\b` would multiply the automata's size for nothing.
+pub(crate) fn build_regex(src: &str) -> Option<Regex> {
+    Regex::builder()
+        .syntax(syntax::Config::new().utf8(false).unicode(false))
+        .configure(Regex::config().utf8_empty(false))
+        .build(src)
+        .ok()
+}
+
 impl Rule {
+    /// The compiled regex; `None` only if building a validated pattern failed (a size limit),
+    /// which the scanner treats as a hit (fail closed).
+    pub fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| build_regex(&self.info.regex))
+            .as_ref()
+    }
+
     pub fn compile(pack: &str, spec: RuleSpec) -> Result<Rule, DlpError> {
         let err = |msg: String| DlpError::Rule {
             rule: spec.id.clone(),
@@ -95,15 +118,14 @@ impl Rule {
         {
             return Err(err("id must be non-empty kebab-case".into()));
         }
-        // Same dialect as `regex::bytes::Regex`: patterns may match arbitrary bytes.
-        let regex = Regex::builder()
-            .syntax(syntax::Config::new().utf8(false))
-            .configure(Regex::config().utf8_empty(false))
-            .build(&spec.regex)
+        // Validate now (syntax, and the capture groups `secret_group` names); build lazily.
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .unicode(false)
+            .build()
+            .parse(&spec.regex)
             .map_err(|e| err(format!("regex does not compile: {e}")))?;
-        let groups = regex
-            .group_info()
-            .group_len(regex_automata::PatternID::ZERO);
+        let groups = hir.properties().explicit_captures_len() + 1;
         if let Some(g) = spec.secret_group {
             if g >= groups {
                 return Err(err(format!(
@@ -149,7 +171,7 @@ impl Rule {
         };
         Ok(Rule {
             info,
-            regex,
+            regex: OnceLock::new(),
             secret_group: spec.secret_group,
             entropy: spec.entropy,
             validator,

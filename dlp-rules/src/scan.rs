@@ -334,14 +334,26 @@ impl Engine {
                 validated: rule.validator.check(secret),
             });
         };
+        let Some(regex) = rule.regex() else {
+            // A validated pattern that could not be built: fail closed on the whole window.
+            out.push(Hit {
+                target: Target::Rule(r),
+                start: s,
+                end: e,
+                preview: finding::preview(&view[s..e]),
+                encoding: String::new(),
+                validated: None,
+            });
+            return;
+        };
         match rule.secret_group {
             None => {
-                for m in rule.regex.find_iter(input) {
+                for m in regex.find_iter(input) {
                     accept(m.start(), m.end(), (m.start(), m.end()));
                 }
             }
             Some(g) => {
-                for caps in rule.regex.captures_iter(input) {
+                for caps in regex.captures_iter(input) {
                     let Some(m) = caps.get_match() else { continue };
                     let sec = caps
                         .get_group(g)
@@ -410,7 +422,7 @@ mod tests {
         let mut checked = 0;
         for rule in &e.rules {
             for ex in &rule.info.examples {
-                for m in rule.regex.find_iter(ex.as_bytes()) {
+                for m in rule.regex().unwrap().find_iter(ex.as_bytes()) {
                     let s = &ex.as_bytes()[m.start()..m.end()];
                     assert!(filter::has_text_run(s), "{}: {ex}", rule.info.id);
                     checked += 1;
