@@ -61,6 +61,8 @@ impl Running {
                 "drain timed out"
             );
         }
+        // Lines queued by the last requests reach the audit before the process exits.
+        self.proxy.audit.flush();
     }
 }
 
@@ -89,8 +91,9 @@ pub async fn start(
     let sink = match &config.audit {
         AuditTarget::Stdout => audit::Sink::stdout(),
         AuditTarget::Stderr => audit::Sink::stderr(),
-        AuditTarget::File(path) => audit::Sink::file(path).map_err(ServerError::Audit)?,
-    };
+        AuditTarget::File(path) => audit::Sink::file(path),
+    }
+    .map_err(ServerError::Audit)?;
     let inspector = Arc::new(Inspector::new(config, secrets)?);
     let injector = Injector::new(config, secrets)?;
     let proxy = Arc::new(Proxy::new(Parts {
