@@ -10,6 +10,7 @@
 # Env:   PERF=1 (perf profile of each proxy run -> benches/results/perf-*.txt; skews the numbers)
 #        DURATION=10s  CONC=16  H2_PARALLEL=1  SKIP_INSTALL=1  SKIP_BUILD=1  SKIP_CRITERION=1
 #        NGINX_HTTP2=0 (origin offers http/1.1 only: upstream pooling over h1 instead of one h2 conn)
+#        EGRESS_DLP_MODE=block|warn|off  EGRESS_AUDIT=/dev/null (ablations)
 #        EGRESS_WORKERS=N (tokio worker threads for egress-proxy)  EGRESS_BIN=path
 #        PEERS="direct egress squid mitm"  (subset to run)  OUT=path/to/report.md
 set -euo pipefail
@@ -249,7 +250,7 @@ if want egress; then
     "$EGRESS_BIN" ca init --dir "$WORK/egress" >/dev/null
     cat >egress/config.toml <<EOF
 listen = "127.0.0.1:0"
-audit = "$WORK/egress/audit.jsonl"
+audit = "${EGRESS_AUDIT:-$WORK/egress/audit.jsonl}"
 [ca]
 cert = "ca.pem"
 key = "ca.key"
@@ -259,6 +260,8 @@ allow = ["$HOST:$NGINX_PORT"]
 extra_roots = ["$WORK/origin-ca.pem"]
 [upstream.hosts]
 "$HOST" = "127.0.0.1"
+[dlp]
+mode = "${EGRESS_DLP_MODE:-block}"
 EOF
     # TOKIO_WORKER_THREADS only when asked: unset, tokio uses one worker per core.
     env ${EGRESS_WORKERS:+TOKIO_WORKER_THREADS=$EGRESS_WORKERS} RUST_LOG="${EGRESS_RUST_LOG:-info}" "$EGRESS_BIN" run --config "$WORK/egress/config.toml" \
@@ -281,8 +284,9 @@ EOF
         run_peer egress-proxy "$EPID" --no-pre-lookup -x "http://127.0.0.1:$EPORT" --cacert "$WORK/egress/ca.pem"
         EGRESS_AFTER=$(rss_kb "$EPID")
         EGRESS_HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$EPID/status")
-        AUDIT_LINES=$(wc -l <egress/audit.jsonl 2>/dev/null || echo 0)
-        NOTES+=("egress-proxy wrote $AUDIT_LINES audit lines ($(du -h egress/audit.jsonl | cut -f1)) during the run")
+        if [ -f egress/audit.jsonl ]; then
+            NOTES+=("egress-proxy wrote $(wc -l <egress/audit.jsonl) audit lines ($(du -h egress/audit.jsonl | cut -f1)) during the run")
+        fi
         kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true
     fi
 fi
