@@ -143,6 +143,11 @@ pub async fn exchange(
         return resp;
     }
     let websocket = req.version() == Version::HTTP_11 && is_websocket_upgrade(req.headers());
+    // HTTP/1.x clients go out over the HTTP/1.1 pool: one upstream connection per concurrent
+    // request spreads work over every core, where all of them multiplexed onto one pooled h2
+    // connection would be served by a single task (measured: 1.9x -> 2.3x squid-openssl at
+    // keep-alive). HTTP/2 clients negotiate h2 or http/1.1 with the upstream by ALPN.
+    let http1_upstream = websocket || req.version() != Version::HTTP_2;
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, websocket);
@@ -197,7 +202,7 @@ pub async fn exchange(
         body::boxed(Counted::new(incoming, Arc::clone(&up)))
     };
     let upstream_req = Request::from_parts(parts, upstream_body);
-    let sent = proxy.upstream.send(upstream_req, websocket).await;
+    let sent = proxy.upstream.send(upstream_req, http1_upstream).await;
     if let Some(refusal) = body_refusal(&shared, target, &event.method) {
         event.bytes_up = up.load(Ordering::Relaxed);
         return match refusal {
