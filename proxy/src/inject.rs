@@ -84,17 +84,23 @@ fn apply(
         }
         return Ok(());
     };
-    let mut swapped = current.replace(rule.placeholder.as_str(), token.expose_secret());
-    let value = HeaderValue::from_str(&swapped);
-    swapped.zeroize();
-    let mut value = value.map_err(|_| {
+    let swapped = current.replace(rule.placeholder.as_str(), token.expose_secret());
+    let value = credential_header(swapped).ok_or_else(|| {
         format!(
             "the token for the {} header is not a valid header value",
             rule.header
         )
     })?;
-    // Never index the credential in HPACK tables.
-    value.set_sensitive(true);
     parts.headers.insert(rule.header.clone(), value);
     Ok(())
+}
+
+/// A header value carrying a credential: the plaintext copy is zeroized once the value is built,
+/// and the value is marked sensitive so HTTP/2 never indexes it in HPACK tables.
+pub(crate) fn credential_header(mut text: String) -> Option<HeaderValue> {
+    let value = HeaderValue::from_str(&text);
+    text.zeroize();
+    let mut value = value.ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }

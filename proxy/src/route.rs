@@ -9,15 +9,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use zeroize::Zeroize;
 
 use crate::accept::framing::{Guarded, Poison};
 use crate::accept::ClientCx;
@@ -25,6 +24,7 @@ use crate::audit::{Event, Kind};
 use crate::body;
 use crate::config::{find_route, Config, ConfigError, Route, Secrets};
 use crate::forward::ProxyBody;
+use crate::inject::credential_header;
 use crate::request::{exchange, Prepare};
 use crate::state::Proxy;
 
@@ -82,47 +82,29 @@ fn is_push(path: &str, query: Option<&str>) -> bool {
             && query.is_some_and(|q| q.split('&').any(|p| p == "service=git-receive-pack")))
 }
 
-/// Serves the routes listener until shutdown.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves one routes-listener connection (accepted by `accept::serve`, which bounds them).
+pub async fn serve_connection(
+    stream: TcpStream,
+    cx: ClientCx,
     proxy: Arc<Proxy>,
     shutdown: CancellationToken,
-    tracker: TaskTracker,
+    _tracker: TaskTracker,
 ) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(_) => continue,
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let cx = ClientCx {
-            conn: proxy.next_conn_id(),
-            peer,
-        };
+    let poison = Poison::default();
+    let io = TokioIo::new(Guarded::new(stream, poison.clone()));
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(poison.clone());
         let proxy = Arc::clone(&proxy);
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let _open = proxy.metrics.connection_opened();
-            let poison = Poison::default();
-            let io = TokioIo::new(Guarded::new(stream, poison.clone()));
-            let svc = service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(poison.clone());
-                let proxy = Arc::clone(&proxy);
-                async move { Ok::<_, Infallible>(handle(req, cx, proxy).await) }
-            });
-            let conn = crate::accept::http1::builder().serve_connection(io, svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {},
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+        async move { Ok::<_, Infallible>(handle(req, cx, proxy).await) }
+    });
+    let conn = crate::accept::http1::builder().serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {},
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 
@@ -146,10 +128,8 @@ async fn handle(req: Request<Incoming>, cx: ClientCx, proxy: Arc<Proxy>) -> Resp
     }
     let table = &proxy.routes;
     let Some((route, upstream_pq)) = find_route(&table.routes, &pq) else {
-        let mut resp = body::response(StatusCode::NOT_FOUND, table.listing());
-        *resp.status_mut() = StatusCode::NOT_FOUND;
         proxy.metrics.decision("deny", "route");
-        return resp;
+        return body::response(StatusCode::NOT_FOUND, table.listing());
     };
     let index = table
         .routes
@@ -191,11 +171,8 @@ async fn handle(req: Request<Incoming>, cx: ClientCx, proxy: Arc<Proxy>) -> Resp
         let Some(token) = token else {
             return Err("route has no token".into());
         };
-        let mut line = format!("{scheme} {}", token.expose_secret());
-        let value = HeaderValue::from_str(&line);
-        line.zeroize();
-        let mut value = value.map_err(|_| "route token is not a valid header value".to_owned())?;
-        value.set_sensitive(true);
+        let line = format!("{scheme} {}", token.expose_secret());
+        let value = credential_header(line).ok_or("route token is not a valid header value")?;
         parts.headers.insert(AUTHORIZATION, value);
         Ok(())
     });

@@ -119,6 +119,7 @@ pub async fn start(
         Arc::clone(&proxy),
         shutdown.clone(),
         tracker.clone(),
+        crate::accept::http1::serve_client,
     ));
 
     let mut admin_listen = None;
@@ -131,11 +132,12 @@ pub async fn start(
     if let Some(addr) = &config.routes_listen {
         let l = bind(*addr).await?;
         routes_listen = l.local_addr().ok();
-        tokio::spawn(crate::route::serve(
+        tokio::spawn(crate::accept::serve(
             l,
             Arc::clone(&proxy),
             shutdown.clone(),
             tracker.clone(),
+            crate::route::serve_connection,
         ));
     }
     Ok(Running {

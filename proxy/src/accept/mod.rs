@@ -9,7 +9,9 @@ pub mod http1;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use std::future::Future;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,13 +26,37 @@ pub struct ClientCx {
     pub peer: SocketAddr,
 }
 
-/// Accepts until `shutdown`; each connection runs on `tracker` so shutdown can wait for it.
-pub async fn serve(
+/// What a listener does with one accepted connection.
+pub trait Serve:
+    Fn(TcpStream, ClientCx, Arc<Proxy>, CancellationToken, TaskTracker) -> Self::Fut
+    + Send
+    + Sync
+    + 'static
+{
+    type Fut: Future<Output = ()> + Send + 'static;
+}
+
+impl<F, Fut> Serve for F
+where
+    F: Fn(TcpStream, ClientCx, Arc<Proxy>, CancellationToken, TaskTracker) -> Fut
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    type Fut = Fut;
+}
+
+/// Accepts until `shutdown`, at most `MAX_CONNECTIONS` at once; each connection runs `serve` on
+/// `tracker` so shutdown can wait for it. Shared by the proxy and the routes listeners.
+pub async fn serve<S: Serve>(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    serve: S,
 ) {
+    let serve = Arc::new(serve);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         // Waiting for a slot before accepting pushes overload back onto the kernel's listen
@@ -58,13 +84,17 @@ pub async fn serve(
             conn: proxy.next_conn_id(),
             peer,
         };
-        let proxy = Arc::clone(&proxy);
-        let shutdown = shutdown.clone();
-        let inner_tracker = tracker.clone();
+        let open = proxy.metrics.connection_opened();
+        let conn = serve(
+            stream,
+            cx,
+            Arc::clone(&proxy),
+            shutdown.clone(),
+            tracker.clone(),
+        );
         tracker.spawn(async move {
-            let _permit = permit;
-            let _open = proxy.metrics.connection_opened();
-            http1::serve_client(stream, cx, proxy, shutdown, inner_tracker).await;
+            let (_permit, _open) = (permit, open);
+            conn.await;
         });
     }
 }
