@@ -2,6 +2,7 @@
 //! for the audit and metrics, and a finalizer that runs however the body ends (completion,
 //! error or the peer going away), which is when a request's audit line can be written.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,6 +85,76 @@ where
     }
 }
 
+/// The client stopped sending its body for longer than the idle bound.
+#[derive(Debug, thiserror::Error)]
+#[error("request body stalled for more than {0:?}")]
+pub struct BodyStalled(std::time::Duration);
+
+pin_project_lite::pin_project! {
+    /// Cuts a request body whose sender goes quiet: the deadline runs only while the proxy is
+    /// asking for the next frame, so upstream backpressure never counts against the client.
+    pub struct Idle<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        deadline: tokio::time::Sleep,
+        limit: std::time::Duration,
+        waiting: bool,
+    }
+}
+
+impl<B> Idle<B> {
+    pub fn new(inner: B, limit: std::time::Duration) -> Self {
+        Idle {
+            inner,
+            deadline: tokio::time::sleep(limit),
+            limit,
+            waiting: false,
+        }
+    }
+}
+
+impl<B> Body for Idle<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if !*this.waiting {
+            let next = tokio::time::Instant::now() + *this.limit;
+            this.deadline.as_mut().reset(next);
+        }
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                *this.waiting = false;
+                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                *this.waiting = true;
+                match this.deadline.poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(*this.limit))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A short complete body, for proxy-generated answers (denials, errors).
 pub fn text(s: impl Into<String>) -> ProxyBody {
     http_body_util::Full::new(Bytes::from(s.into()))
@@ -126,4 +197,45 @@ pub fn empty_response(status: http::StatusCode) -> http::Response<ProxyBody> {
     let mut resp = http::Response::new(empty());
     *resp.status_mut() = status;
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A body that yields `frames` ready frames, then never another.
+    struct Scripted {
+        frames: usize,
+    }
+
+    impl Body for Scripted {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.frames == 0 {
+                return Poll::Pending;
+            }
+            self.frames -= 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_is_cut_but_backpressure_does_not_count() {
+        let limit = Duration::from_secs(60);
+        let mut body = std::pin::pin!(Idle::new(Scripted { frames: 2 }, limit));
+        assert!(body.frame().await.is_some_and(|f| f.is_ok()));
+        // The consumer (upstream backpressure) waits far longer than the limit between frames.
+        tokio::time::advance(limit * 3).await;
+        assert!(body.frame().await.is_some_and(|f| f.is_ok()));
+        // Now the client goes quiet while we wait: cut after the limit.
+        let started = tokio::time::Instant::now();
+        let cut = body.frame().await;
+        assert!(cut.is_some_and(|f| f.is_err()));
+        assert!(started.elapsed() >= limit);
+    }
 }

@@ -50,3 +50,12 @@ pub const SPLICE_BUFFER: usize = 16 * 1024;
 /// far lower for plain bodies; the bound matters for compressed bodies whose decoded output
 /// lags. Past it the request is refused: never forwarded unscanned.
 pub const MAX_HELD_BODY_BYTES: usize = 8 << 20;
+
+/// Longest wait for the next piece of a request body while the proxy is ready to take it (a
+/// stalled upload is cut; time the upstream spends applying backpressure does not count).
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// HTTP/2 client connections: ping interval, and how long a ping may go unanswered before the
+/// connection is considered dead.
+pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -12,12 +12,13 @@ use hyper_util::rt::TokioIo;
 use crate::accept::framing::Poison;
 use crate::accept::ClientCx;
 use crate::audit::{Decision, Event, Kind};
-use crate::body::{self, Counted};
+use crate::body::{self, Counted, Idle};
 use crate::forward::headers::{is_websocket_upgrade, strip_hop_by_hop};
 use crate::forward::ProxyBody;
 use crate::inspect::body::{ScanBody, SharedVerdict};
 use crate::inspect::websocket;
 use crate::inspect::{self, Verdict};
+use crate::limits::BODY_IDLE_TIMEOUT;
 use crate::policy::Target;
 use crate::state::Proxy;
 use dlp_rules::BodyContext;
@@ -191,7 +192,7 @@ pub async fn exchange(
         };
         let compressed = parts.headers.contains_key(http::header::CONTENT_ENCODING);
         let scanned = ScanBody::new(
-            incoming,
+            Idle::new(incoming, BODY_IDLE_TIMEOUT),
             scanner,
             Arc::clone(&proxy.inspector),
             Arc::clone(&shared),
@@ -199,7 +200,8 @@ pub async fn exchange(
         );
         body::boxed(Counted::new(scanned, Arc::clone(&up)))
     } else {
-        body::boxed(Counted::new(incoming, Arc::clone(&up)))
+        let idle = Idle::new(incoming, BODY_IDLE_TIMEOUT);
+        body::boxed(Counted::new(idle, Arc::clone(&up)))
     };
     let upstream_req = Request::from_parts(parts, upstream_body);
     let sent = proxy.upstream.send(upstream_req, http1_upstream).await;

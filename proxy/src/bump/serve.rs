@@ -13,7 +13,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::accept::framing::{Guarded, Poison};
 use crate::accept::ClientCx;
 use crate::audit::{Decision, Event, Kind};
-use crate::limits::{MAX_HEADER_BYTES, TLS_HANDSHAKE_TIMEOUT};
+use crate::limits::{
+    H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT, MAX_HEADER_BYTES, TLS_HANDSHAKE_TIMEOUT,
+};
 use crate::policy::Target;
 use crate::request::{handle_bumped, TunnelCx};
 use crate::state::Proxy;
@@ -47,6 +49,8 @@ where
         http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .keep_alive_interval(Some(H2_KEEPALIVE_INTERVAL))
+            .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
             .serve_connection(TokioIo::new(tls), svc)
             .await
     } else {
