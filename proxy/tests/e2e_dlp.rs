@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -427,22 +426,6 @@ fn a_clean_20_mib_body_passes_byte_exact() {
     assert!(b.upstream.received_bytes().ends_with(&body), "body altered");
 }
 
-fn tls_client(ca_pem: &std::path::Path) -> Arc<rustls::ClientConfig> {
-    let pem = std::fs::read(ca_pem).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
@@ -462,7 +445,7 @@ async fn ws_connect(b: &Bench) -> Ws {
     }
     assert!(head.starts_with(b"HTTP/1.1 200"));
     let name = rustls_pki_types::ServerName::try_from(HOST).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(tls_client(&b.ca()))
+    let tls = tokio_rustls::TlsConnector::from(common::h1_tls_client(&b.ca()))
         .connect(name, tcp)
         .await
         .unwrap();

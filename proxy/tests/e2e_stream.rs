@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Bench, HOST};
@@ -11,28 +10,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-fn proxy_ca_client_config(ca_pem: &std::path::Path) -> Arc<rustls::ClientConfig> {
-    let pem = std::fs::read(ca_pem).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
 #[test]
 fn websocket_echo_through_a_bumped_tunnel() {
     let b = Bench::start();
     let port = b.upstream.port();
     let proxy = b.proxy.listen_addr();
-    let config = proxy_ca_client_config(&b.ca());
+    let config = common::h1_tls_client(&b.ca());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let mut tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use testkit::{egress_proxy_bin, Curl, ProxyCa, ProxyProcess, TestCa, Upstream, UpstreamOptions};
+use testkit::{egress_proxy_bin, ProxyCa, ProxyProcess};
 
 /// A shell stand-in speaking the proxy's process contract (ca init, ready
 /// event on stderr, audit on stdout, SIGTERM), to test the fixture itself.
@@ -77,42 +77,4 @@ fn bin_path_is_next_to_deps() {
             bin.display()
         );
     }
-}
-
-/// Smoke run of the real proxy through the fixtures. `cargo test -p testkit`
-/// does not build `egress-proxy`, so a stale binary could fail it: run with
-/// `cargo build -p egress-proxy && cargo test -p testkit -- --ignored`.
-/// The proxy crate's own e2e tests exercise `ProxyProcess` for real.
-#[test]
-#[ignore = "needs a current egress-proxy build (cargo build -p egress-proxy)"]
-fn real_proxy_smoke_when_built() {
-    let bin = egress_proxy_bin();
-    if !bin.is_file() {
-        eprintln!(
-            "SKIP real_proxy_smoke_when_built: {} not built (cargo build -p egress-proxy)",
-            bin.display()
-        );
-        return;
-    }
-    let upstream_ca = TestCa::new().unwrap();
-    let (cert, key) = upstream_ca.issue(&["localhost"]).unwrap();
-    let up = Upstream::start(UpstreamOptions::tls(cert, key)).unwrap();
-    let proxy_ca = ProxyCa::init(&bin).unwrap();
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\n{}\n[egress]\nallow = [\"localhost:{}\"]\nallow_private = [\"127.0.0.0/8\"]\n\
-         [upstream]\nextra_roots = [{}]\n",
-        proxy_ca.config_section(),
-        up.port(),
-        testkit::toml_str(&upstream_ca.ca_pem_path().to_string_lossy()),
-    );
-    let mut p = ProxyProcess::start(&bin, &config, &[]).unwrap();
-    let out = Curl::new(up.url("localhost", "/echo"))
-        .proxy(p.proxy_url())
-        .cacert(proxy_ca.cert_path())
-        .run()
-        .unwrap();
-    eprintln!("through proxy: {out:?}\naudit: {:?}", p.audit_lines());
-    assert_eq!(out.status, 200, "{out:?}\n{}", p.all_output());
-    assert_eq!(up.requests_to("/echo").len(), 1);
-    p.stop().unwrap();
 }

@@ -137,3 +137,21 @@ impl Bench {
             .collect()
     }
 }
+
+/// A rustls client config trusting only `ca_pem`, offering http/1.1 (WebSocket clients that
+/// talk TLS through a raw CONNECT tunnel).
+pub fn h1_tls_client(ca_pem: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
+    let pem = std::fs::read(ca_pem).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(config)
+}
