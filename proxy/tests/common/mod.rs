@@ -3,6 +3,8 @@
 //! real `egress-proxy` binary started on a config built from those parts.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod secrets;
+
 use std::path::PathBuf;
 
 use testkit::{toml_str, ProxyCa, ProxyProcess, TestCa, Upstream, UpstreamOptions};
