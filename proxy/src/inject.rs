@@ -34,12 +34,7 @@ impl Injector {
     pub fn new(cfg: &Config, secrets: &Secrets) -> Result<Injector, ConfigError> {
         let mut rules = Vec::with_capacity(cfg.inject.len());
         for inject in &cfg.inject {
-            let token = secrets
-                .get(&inject.token_env)
-                .ok_or_else(|| ConfigError::MissingEnv {
-                    var: inject.token_env.clone(),
-                    key: "inject.token_env".into(),
-                })?;
+            let token = secrets.require(inject.token(), "inject")?;
             rules.push((inject.clone(), token.clone()));
         }
         Ok(Injector { rules })

@@ -28,7 +28,8 @@ use crate::inject::credential_header;
 use crate::request::{exchange, Prepare};
 use crate::state::Proxy;
 
-/// Routes paired with their tokens. Two routes naming the same `token_env` share one secret.
+/// Routes paired with their tokens. Two routes naming the same `token_env` or `token_file`
+/// share one secret.
 #[derive(Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
@@ -48,13 +49,7 @@ impl RouteTable {
     pub fn new(cfg: &Config, secrets: &Secrets) -> Result<RouteTable, ConfigError> {
         let mut tokens = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {
-            let token = secrets
-                .get(&r.token_env)
-                .ok_or_else(|| ConfigError::MissingEnv {
-                    var: r.token_env.clone(),
-                    key: "routes.token_env".into(),
-                })?;
-            tokens.push(token.clone());
+            tokens.push(secrets.require(r.token(), "routes")?.clone());
         }
         Ok(RouteTable {
             routes: cfg.routes.clone(),

@@ -543,3 +543,122 @@ fn tokens_never_appear_in_logs_audit_or_argv() {
         environ.contains(TOKEN)
     );
 }
+
+/// Token of the file-sourced route and injection (`token_file`).
+const FILE_TOKEN: &str = "btl-e2e-file-Zr8Nc3/Wq6=Hy1Ld4Pk9";
+
+/// A private (0400) token file, as the launcher writes one into the sidecar.
+fn token_file(dir: &std::path::Path, contents: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("route-token");
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+#[test]
+fn route_token_from_a_file_reaches_only_its_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_file(dir.path(), &format!("{FILE_TOKEN}\n"), 0o400);
+    let path = testkit::toml_str(&path.to_string_lossy());
+    let b = Bench::with(Setup {
+        top: "routes_listen = \"127.0.0.1:0\"\n".into(),
+        extra: format!(
+            "[[routes]]\npath = \"/file/\"\nupstream = \"https://upstream.test:@PORT@\"\n\
+             auth_scheme = \"token\"\ntoken_file = {path}\n\
+             [[inject]]\nhost = \"alt.upstream.test:@PORT@\"\nheader = \"x-api-key\"\n\
+             placeholder = \"{PLACEHOLDER}\"\ntoken_file = {path}\n"
+        ),
+        // No token in the environment at all: the file is the only source.
+        env: Vec::new(),
+        ..Setup::default()
+    });
+    let out = route(&b, "/file/v1/messages")
+        .header("Authorization", "Bearer agent-placeholder")
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 404, "the upstream answered: {}", out.stderr);
+    let reqs = b.upstream.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path_and_query, "/v1/messages");
+    assert_eq!(
+        reqs[0].header_all("authorization"),
+        [format!("token {FILE_TOKEN}")]
+    );
+    // Injection from the same file (one secret, shared).
+    let alt = Curl::new(b.upstream.url("alt.upstream.test", "/echo"))
+        .proxy(b.proxy.proxy_url())
+        .cacert(b.ca())
+        .header("x-api-key", PLACEHOLDER);
+    let out = alt.run().unwrap();
+    assert_eq!(out.status, 200, "{}", out.stderr);
+    assert_eq!(out.json().unwrap()["headers"]["x-api-key"], FILE_TOKEN);
+    // The file's token is a known secret like an env-sourced one: refused if the agent sends it.
+    let leak = b
+        .curl("/echo")
+        .method("POST")
+        .body(format!("k={FILE_TOKEN}").into_bytes())
+        .run()
+        .unwrap();
+    assert_eq!(leak.status, 403, "{}", leak.text());
+    assert!(leak.text().contains("known-secret:"), "{}", leak.text());
+    assert!(!leak.text().contains(FILE_TOKEN));
+    assert_eq!(count(&b.upstream.received_bytes(), FILE_TOKEN), 2);
+    // Nowhere the process exposes: output, argv, and (unlike env tokens) its environment block.
+    let out = b.proxy.all_output();
+    let argv = b.proxy.cmdline().unwrap();
+    let environ = std::fs::read(format!("/proc/{}/environ", b.proxy.pid())).unwrap();
+    assert!(
+        !environ.is_empty(),
+        "environ unreadable: the check is vacuous"
+    );
+    assert!(!out.contains(FILE_TOKEN), "token in proxy output");
+    assert_eq!(count(&argv, FILE_TOKEN), 0, "token in argv");
+    assert_eq!(count(&environ, FILE_TOKEN), 0, "token in the environment");
+}
+
+#[test]
+fn a_group_readable_token_file_stops_the_proxy_naming_path_and_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_file(dir.path(), FILE_TOKEN, 0o644);
+    let ca = testkit::ProxyCa::init(&common::bin()).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nroutes_listen = \"127.0.0.1:0\"\n{}\n[[routes]]\npath = \"/a/\"\n\
+             upstream = \"https://upstream.test\"\ntoken_file = {}\n",
+            ca.config_section(),
+            testkit::toml_str(&path.to_string_lossy())
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(common::bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the proxy started with a 0644 token file");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&path.display().to_string()) && text.contains("mode 0644"),
+        "{text}"
+    );
+    assert!(!text.contains(FILE_TOKEN), "{text}");
+}

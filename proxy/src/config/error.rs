@@ -38,6 +38,13 @@ pub enum ConfigError {
         key: String,
         why: &'static str,
     },
+    /// `why` never holds file contents (io errors and fixed reasons only).
+    #[error("token file {} (named by {key}) {why}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        key: String,
+        why: String,
+    },
 }
 
 impl ConfigError {
@@ -47,7 +54,8 @@ impl ConfigError {
             ConfigError::UnknownKey { key, .. }
             | ConfigError::Invalid { key, .. }
             | ConfigError::MissingEnv { key, .. }
-            | ConfigError::BadSecret { key, .. } => Some(key),
+            | ConfigError::BadSecret { key, .. }
+            | ConfigError::TokenFile { key, .. } => Some(key),
             _ => None,
         }
     }

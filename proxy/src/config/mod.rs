@@ -10,13 +10,15 @@ mod routes;
 mod schema;
 mod secrets;
 mod spanned;
+mod token_file;
 mod validate;
 
 pub use error::ConfigError;
 pub use routes::{
-    find_route, Inject, Route, RouteUpstream, DEFAULT_AUTH_SCHEME, MIN_PLACEHOLDER_LEN,
+    find_route, Inject, Route, RouteUpstream, TokenRef, DEFAULT_AUTH_SCHEME, MIN_PLACEHOLDER_LEN,
 };
 pub use secrets::Secrets;
+pub use token_file::MAX_TOKEN_FILE_BYTES;
 
 use crate::policy::allowlist::AllowEntry;
 use crate::policy::host::Host;
@@ -210,9 +212,11 @@ impl Config {
         Config::from_toml_str(EMBEDDED_DEFAULT_TOML, Path::new("/"))
     }
 
-    /// Reads every token the config names (routes, injections, `dlp.known_secret_env`) through
-    /// `env` (normally `|k| std::env::var(k).ok()`). A missing, empty or (for header tokens)
-    /// non-visible-ASCII value is an error naming the variable, never the value.
+    /// Reads every token the config names (routes, injections, `dlp.known_secret_env`): each
+    /// `token_env` through `env` (normally `|k| std::env::var(k).ok()`), each `token_file` from
+    /// disk (one trailing newline trimmed; group/world-accessible files refused). A missing,
+    /// empty or (for header tokens) non-visible-ASCII value is an error naming the variable or
+    /// file, never the value.
     pub fn resolve_secrets(
         &self,
         env: impl Fn(&str) -> Option<String>,

@@ -73,7 +73,8 @@ pub(crate) struct RawRoute {
     pub path: String,
     pub upstream: String,
     pub auth_scheme: Option<String>,
-    pub token_env: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +83,8 @@ pub(crate) struct RawInject {
     pub host: String,
     pub header: String,
     pub placeholder: String,
-    pub token_env: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
     #[serde(default)]
     pub require: bool,
 }

@@ -1,12 +1,13 @@
 //! Credential routes (`[[routes]]`) and in-tunnel injections (`[[inject]]`).
 //!
-//! The config holds environment variable *names* only; tokens are read once at start by
-//! [`super::Config::resolve_secrets`]. Routes always go out over verified HTTPS: a token is never
-//! sent in cleartext.
+//! The config holds where a token is (an environment variable name or a file path), never the
+//! token; tokens are read once at start by [`super::Config::resolve_secrets`]. Routes always go
+//! out over verified HTTPS: a token is never sent in cleartext.
 
 use crate::policy::host::Host;
 use http::HeaderName;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// `Authorization` scheme used when a route does not name one.
 pub const DEFAULT_AUTH_SCHEME: &str = "Bearer";
@@ -21,7 +22,36 @@ pub struct Route {
     pub path: String,
     pub upstream: RouteUpstream,
     pub auth_scheme: String,
+    /// Environment variable holding the token; empty when `token_file` is set.
     pub token_env: String,
+    /// File holding the token (absolute); when set, `token_env` is empty. Use [`Route::token`].
+    pub token_file: Option<PathBuf>,
+}
+
+/// Where a route's or injection's token comes from (exactly one of `token_env`, `token_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRef<'a> {
+    Env(&'a str),
+    File(&'a Path),
+}
+
+impl<'a> TokenRef<'a> {
+    fn of(token_env: &'a str, token_file: Option<&'a PathBuf>) -> TokenRef<'a> {
+        match token_file {
+            Some(path) => TokenRef::File(path),
+            None => TokenRef::Env(token_env),
+        }
+    }
+}
+
+/// `$NAME` or `file /path`: how listings and errors name a token's source (never its value).
+impl fmt::Display for TokenRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenRef::Env(name) => write!(f, "${name}"),
+            TokenRef::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
 }
 
 /// `https://host[:port][/base]`.
@@ -51,6 +81,11 @@ impl fmt::Display for RouteUpstream {
 }
 
 impl Route {
+    /// Where this route's token comes from.
+    pub fn token(&self) -> TokenRef<'_> {
+        TokenRef::of(&self.token_env, self.token_file.as_ref())
+    }
+
     /// Maps an agent request target (`/anthropic/v1/messages?x=1`) to the upstream path and query
     /// (`/v1/messages?x=1`), or `None` if this route does not match.
     pub fn upstream_path(&self, path_and_query: &str) -> Option<String> {
@@ -74,9 +109,19 @@ pub struct Inject {
     pub port: u16,
     pub header: HeaderName,
     pub placeholder: String,
+    /// Environment variable holding the token; empty when `token_file` is set.
     pub token_env: String,
+    /// File holding the token (absolute); when set, `token_env` is empty. Use [`Inject::token`].
+    pub token_file: Option<PathBuf>,
     /// Refuse requests to the host whose header lacks the placeholder.
     pub require: bool,
+}
+
+impl Inject {
+    /// Where this injection's token comes from.
+    pub fn token(&self) -> TokenRef<'_> {
+        TokenRef::of(&self.token_env, self.token_file.as_ref())
+    }
 }
 
 /// Longest matching route prefix, with the upstream path and query it maps to.
@@ -104,7 +149,7 @@ pub(crate) fn parse_upstream(s: &str) -> Result<RouteUpstream, String> {
         .ok_or_else(|| format!("{s:?}: missing host"))?;
     if auth.as_str().contains('@') {
         return Err(format!(
-            "{s:?}: credentials in the URL are not allowed; use token_env"
+            "{s:?}: credentials in the URL are not allowed; use token_env or token_file"
         ));
     }
     if uri.query().is_some() || s.contains('#') {
@@ -179,6 +224,7 @@ mod tests {
             upstream: parse_upstream(upstream).unwrap(),
             auth_scheme: DEFAULT_AUTH_SCHEME.into(),
             token_env: "T".into(),
+            token_file: None,
         }
     }
 

@@ -41,12 +41,14 @@ const ROUTE: &[(&str, Shape)] = &[
     ("upstream", Shape::Leaf),
     ("auth_scheme", Shape::Leaf),
     ("token_env", Shape::Leaf),
+    ("token_file", Shape::Leaf),
 ];
 const INJECT: &[(&str, Shape)] = &[
     ("host", Shape::Leaf),
     ("header", Shape::Leaf),
     ("placeholder", Shape::Leaf),
     ("token_env", Shape::Leaf),
+    ("token_file", Shape::Leaf),
     ("require", Shape::Leaf),
 ];
 pub(crate) const ROOT: &[(&str, Shape)] = &[

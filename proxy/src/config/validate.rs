@@ -53,6 +53,38 @@ impl Ctx<'_> {
         Ok(self.base.join(v))
     }
 
+    /// Exactly one of `token_env` (a variable name) and `token_file` (a path, relative to the
+    /// config's directory). Returns `(token_env, token_file)` with `token_env` empty for a file.
+    fn token_source(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        env: Option<String>,
+        file: Option<String>,
+    ) -> Result<(String, Option<std::path::PathBuf>), ConfigError> {
+        match (env, file) {
+            (Some(_), Some(_)) => Err(self.err(
+                key("token_file"),
+                "set either token_env or token_file, not both",
+            )),
+            (None, None) => Err(self.err(
+                key("token_env"),
+                "missing: set token_env (an environment variable name) or token_file (a path)",
+            )),
+            (Some(env), None) if routes::valid_env_name(&env) => Ok((env, None)),
+            (Some(env), None) => Err(self.err(
+                key("token_env"),
+                format!("{env:?} is not an environment variable name"),
+            )),
+            // `=` is refused because the path also names the token where environment variable
+            // names go (known-secret rule ids, the list of names scrubbed from the environment).
+            (None, Some(file)) if file.contains(['=', '\0']) => Err(self.err(
+                key("token_file"),
+                format!("{file:?} must not contain '=' or NUL"),
+            )),
+            (None, Some(file)) => Ok((String::new(), Some(self.path(&key("token_file"), &file)?))),
+        }
+    }
+
     fn entries(&self, key: &str, list: &[String]) -> Result<Vec<AllowEntry>, ConfigError> {
         list.iter()
             .enumerate()
@@ -294,17 +326,13 @@ fn routes(cx: &Ctx<'_>, raw: Vec<RawRoute>) -> Result<Vec<Route>, ConfigError> {
                 format!("{auth_scheme:?} is not a valid Authorization scheme"),
             ));
         }
-        if !routes::valid_env_name(&r.token_env) {
-            return Err(cx.err(
-                key("token_env"),
-                format!("{:?} is not an environment variable name", r.token_env),
-            ));
-        }
+        let (token_env, token_file) = cx.token_source(&key, r.token_env, r.token_file)?;
         out.push(Route {
             path,
             upstream,
             auth_scheme,
-            token_env: r.token_env,
+            token_env,
+            token_file,
         });
     }
     Ok(out)
@@ -371,12 +399,7 @@ fn injects(
                 ),
             ));
         }
-        if !routes::valid_env_name(&r.token_env) {
-            return Err(cx.err(
-                key("token_env"),
-                format!("{:?} is not an environment variable name", r.token_env),
-            ));
-        }
+        let (token_env, token_file) = cx.token_source(&key, r.token_env, r.token_file)?;
         if let Some(j) = out
             .iter()
             .position(|o| o.host == host && o.port == port && o.header == header)
@@ -394,7 +417,8 @@ fn injects(
             port,
             header,
             placeholder: r.placeholder,
-            token_env: r.token_env,
+            token_env,
+            token_file,
             require: r.require,
         });
     }
