@@ -13,6 +13,7 @@ mod filter;
 mod finding;
 mod known;
 mod prefilter;
+mod required;
 mod rule;
 mod scan;
 mod stream;

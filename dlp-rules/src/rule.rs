@@ -7,6 +7,7 @@ use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DlpError;
+use crate::required::{self, ByteSet};
 use crate::validate::Validator;
 
 /// Bytes scanned either side of a keyword hit unless the rule says otherwise.
@@ -84,6 +85,10 @@ pub(crate) struct Rule {
     /// Longest match accepted: a match longer than this could not be seen whole by the streaming
     /// scanner, so it is dropped everywhere to keep one-shot and streaming results identical.
     pub max_len: usize,
+    /// Bytes every match contains (see `required.rs`), and the one checked with `memchr`
+    /// before the regex runs in a window, if any is worth it.
+    pub required: ByteSet,
+    pub confirm: Option<u8>,
 }
 
 /// Same dialect as `regex::bytes::Regex` (patterns may match arbitrary bytes), ASCII classes:
@@ -158,6 +163,8 @@ impl Rule {
         } else {
             2 * window + longest_kw
         };
+        let required = required::required_bytes(&hir);
+        let confirm = required::confirm_byte(required, &literals);
         let info = RuleInfo {
             id: spec.id,
             description: spec.description,
@@ -178,6 +185,8 @@ impl Rule {
             window,
             literals,
             max_len,
+            required,
+            confirm,
         })
     }
 }

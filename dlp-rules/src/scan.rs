@@ -275,7 +275,9 @@ impl Engine {
             let open = match gated.binary_search_by(|m| m.0.cmp(&key)) {
                 Ok(i) => gated[i].1,
                 Err(i) => {
-                    let open = self.gates[g as usize].is_match(Input::new(view).span(s..e));
+                    let gate = &self.gates[g as usize];
+                    let open = present(gate.confirm, &view[s..e])
+                        && gate.regex.is_match(Input::new(view).span(s..e));
                     gated.insert(i, (key, open));
                     open
                 }
@@ -283,6 +285,8 @@ impl Engine {
             if !open {
                 return;
             }
+        } else if !present(self.rules[r as usize].confirm, &view[s..e]) {
+            return;
         }
         self.run_rule(r, view, s, e, out);
     }
@@ -370,6 +374,12 @@ impl Engine {
 /// are positions an attacker chooses, and a sorted vector has no bad case.)
 type Gated = Vec<((u32, usize, usize), bool)>;
 
+/// Whether the byte a rule (or gate) requires beyond its keyword occurs in the window; no
+/// such byte means nothing to rule out.
+fn present(confirm: Option<u8>, window: &[u8]) -> bool {
+    confirm.is_none_or(|b| memchr::memchr(b, window).is_some())
+}
+
 /// Known-secret literal hits of `kf` in `view`, in `view` coordinates.
 fn known_hits(kf: &crate::prefilter::Prefilter, view: &[u8], out: &mut Vec<Hit>) {
     kf.for_each_hit(view, |s, e, targets| {
@@ -413,6 +423,41 @@ fn plausible_base64(chars: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `memchr` pre-check is only sound if every match holds the bytes the syntax tree says
+    /// it requires: checked on every example of every embedded rule and for every gate.
+    #[test]
+    fn every_pack_example_match_holds_its_required_bytes() {
+        let e = Engine::builtin().unwrap();
+        let mut with_confirm = 0;
+        for (i, rule) in e.rules.iter().enumerate() {
+            with_confirm += usize::from(rule.confirm.is_some());
+            let gate = e.gate_of[i].map(|g| &e.gates[g as usize]);
+            for ex in &rule.info.examples {
+                for m in rule.regex().unwrap().find_iter(ex.as_bytes()) {
+                    let s = &ex.as_bytes()[m.start()..m.end()];
+                    for b in (0..=255u8).filter(|&b| rule.required.contains(b)) {
+                        assert!(
+                            s.contains(&b),
+                            "{}: {:?} lacks {:?}",
+                            rule.info.id,
+                            ex,
+                            b as char
+                        );
+                    }
+                    assert!(present(rule.confirm, s), "{}", rule.info.id);
+                    assert!(
+                        gate.is_none_or(|g| present(g.confirm, s)),
+                        "{}",
+                        rule.info.id
+                    );
+                }
+            }
+        }
+        // The URL-credential gate is what this is for.
+        assert!(e.gates.iter().any(|g| g.confirm == Some(b'@')));
+        assert!(with_confirm > 0);
+    }
 
     /// The shortcut in `may_hold_secret` is only sound if every match a rule can report holds a
     /// printable run: checked on every example of every embedded rule.
