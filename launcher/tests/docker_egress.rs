@@ -148,6 +148,7 @@ struct Run {
     text: String,
     record: String,
     token: String,
+    sidecar: Sidecar,
     _cleanup: Cleanup,
 }
 
@@ -169,34 +170,35 @@ async fn run_in_bottle(docker: &Docker, script_for: impl Fn(&str, &str) -> Strin
     let home = Home::new(&bottle, AGENT);
     let ip = up.ip.clone();
     let script = format!(
-        "q() {{ \"$@\" 2>/dev/null; echo \" rc=$?\"; }}\n{}",
+        "q() {{ \"$@\" 2>/dev/null; echo \" rc=$?\"; }}\n{}\nsleep 2\n",
         script_for(&ip, &token)
     );
     let ca = up.ca.ca_pem_path().to_string_lossy().into_owned();
-    let out = home.run(
-        &[
-            "start",
-            "tester",
-            "--yes",
-            "--agent-image",
-            &agent_image,
-            "--label",
-            &label,
-            "--egress-network",
-            &net,
-            "--upstream-host",
-            &format!("upstream.test={ip}"),
-            "--upstream-host",
-            &format!("other.test={ip}"),
-            "--upstream-ca",
-            &ca,
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-        &[(&token_ref, &token)],
-    );
+    let mut cmd = home.command(&[
+        "start",
+        "tester",
+        "--yes",
+        "--agent-image",
+        &agent_image,
+        "--label",
+        &label,
+        "--egress-network",
+        &net,
+        "--upstream-host",
+        &format!("upstream.test={ip}"),
+        "--upstream-host",
+        &format!("other.test={ip}"),
+        "--upstream-ca",
+        &ca,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    cmd.env(&token_ref, &token);
+    let launcher = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+    let sidecar = sidecar_while_running(docker, &label, &token_ref).await;
+    let out = launcher.await.unwrap();
     let text = stdout(&out);
     eprintln!("agent output:\n{text}\nlauncher stderr:\n{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -215,7 +217,92 @@ async fn run_in_bottle(docker: &Docker, script_for: impl Fn(&str, &str) -> Strin
         text,
         record,
         token,
+        sidecar,
         _cleanup: cleanup,
+    }
+}
+
+/// What the test saw of the running sidecar.
+struct Sidecar {
+    /// `docker inspect` as the engine returned it (raw JSON when the CLI is installed) plus the
+    /// typed model bollard parsed, serialized.
+    inspect: String,
+    /// The route token file in the sidecar: (mode, uid, gid, contents).
+    token_file: (u32, u64, u64, String),
+}
+
+/// Waits until this run's sidecar is running, then inspects it and reads its token file.
+async fn sidecar_while_running(docker: &Docker, label: &str, token_ref: &str) -> Sidecar {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let id = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sidecar never ran"
+        );
+        let (containers, _) = resources(docker, label).await;
+        let mut found = None;
+        for name in containers {
+            let info = docker
+                .inspect_container(name.trim_start_matches('/'), None)
+                .await;
+            let Ok(info) = info else { continue };
+            let role = info
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .and_then(|l| l.get("claude-bottle.role").cloned());
+            let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
+            if role.as_deref() == Some("sidecar") && running {
+                found = info.id.clone();
+            }
+        }
+        if let Some(id) = found {
+            break id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let typed = docker.inspect_container(&id, None).await.unwrap();
+    let env = typed.config.as_ref().and_then(|c| c.env.clone()).unwrap();
+    assert!(
+        env.iter().any(|e| e.starts_with("RUST_LOG=")),
+        "Config.Env not seen (check is vacuous): {env:?}"
+    );
+    let mut inspect = serde_json::to_string(&typed).unwrap();
+    if let Ok(raw) = std::process::Command::new("docker")
+        .args(["inspect", &id])
+        .output()
+    {
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        inspect.push_str(&String::from_utf8_lossy(&raw.stdout));
+    }
+    let path = format!("/run/bottle-secrets/{token_ref}");
+    let mut stream = docker.download_from_container(
+        &id,
+        Some(DownloadFromContainerOptions {
+            path: path.as_str(),
+        }),
+    );
+    let mut tar = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        tar.extend_from_slice(&chunk.unwrap());
+    }
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let h = entry.header();
+    let meta = (
+        h.mode().unwrap() & 0o7777,
+        h.uid().unwrap(),
+        h.gid().unwrap(),
+    );
+    let mut contents = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut contents).unwrap();
+    Sidecar {
+        inspect,
+        token_file: (meta.0, meta.1, meta.2, contents),
     }
 }
 
@@ -290,5 +377,17 @@ echo "exfil_query=$(q curl -sS -o /dev/null -w '%{{http_code}}' 'https://upstrea
     assert!(
         record.contains(&format!("Bearer {token}")),
         "route did not inject: {record}"
+    );
+    // The route worked with a token the sidecar holds only as a private file: not in its
+    // `docker inspect` (Config.Env or anywhere else), in its 0400 file owned by the proxy user.
+    let sidecar = &r.sidecar;
+    assert!(
+        !sidecar.inspect.contains(token.as_str()),
+        "the sidecar's docker inspect holds the token"
+    );
+    assert_eq!(
+        sidecar.token_file,
+        (0o400, 65534, 65534, token.clone()),
+        "token file mode/owner/contents"
     );
 }

@@ -5,6 +5,7 @@ pub mod images;
 pub mod manage;
 pub mod rootfs;
 pub mod run;
+pub mod secrets;
 pub mod topology;
 
 use std::collections::HashMap;

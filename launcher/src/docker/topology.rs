@@ -11,12 +11,13 @@ use bollard::models::{EndpointSettings, HostConfig};
 use bollard::network::{ConnectNetworkOptions, CreateNetworkOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::images::PROXY_IN_IMAGE;
 use super::rootfs::Rootfs;
-use super::{is_not_found, label_map, DockerError};
+pub use super::secrets::read_tokens;
+use super::{is_not_found, label_map, secrets, DockerError};
 use crate::plan::{self, Plan, AGENT_HOME, CA_PATH_IN_AGENT, LABEL_ROLE};
 
 /// How long the sidecar may take to print its `ready` line.
@@ -67,29 +68,6 @@ impl Created {
         }
         failures
     }
-}
-
-/// Token values for the sidecar, read from the host environment by `token_ref`. Missing or empty
-/// variables fail before anything is created, naming the variable (never a value).
-pub fn read_tokens(plan: &Plan) -> Result<Vec<(String, SecretString)>, DockerError> {
-    let mut tokens: Vec<(String, SecretString)> = Vec::new();
-    for route in &plan.routes {
-        if tokens.iter().any(|(name, _)| *name == route.token_ref) {
-            continue;
-        }
-        match std::env::var(&route.token_ref) {
-            Ok(value) if !value.is_empty() => {
-                tokens.push((route.token_ref.clone(), SecretString::from(value)))
-            }
-            _ => {
-                return Err(DockerError::Other(format!(
-                    "route {} needs the token in ${}, which is not set in this shell",
-                    route.path, route.token_ref
-                )))
-            }
-        }
-    }
-    Ok(tokens)
 }
 
 fn labels(plan: &Plan, role: &str) -> std::collections::HashMap<String, String> {
@@ -205,7 +183,8 @@ pub async fn launch(
         )
         .await?;
     }
-    let sidecar = create_sidecar(docker, plan, runtime, tokens, created).await?;
+    let sidecar = create_sidecar(docker, plan, runtime, created).await?;
+    secrets::upload_tokens(docker, &sidecar, tokens, SIDECAR_UID).await?;
     let mut files = Rootfs::new();
     files.add_file(
         plan::SIDECAR_CONFIG,
@@ -248,16 +227,11 @@ async fn create_sidecar(
     docker: &Docker,
     plan: &Plan,
     runtime: Option<&str>,
-    tokens: &[(String, SecretString)],
     created: &mut Created,
 ) -> Result<String, DockerError> {
-    // The only place token values go: the sidecar's environment (visible to `docker inspect` of the
-    // sidecar by whoever can already use this Docker socket; never to the agent).
-    let mut env: Vec<String> = tokens
-        .iter()
-        .map(|(name, value)| format!("{name}={}", value.expose_secret()))
-        .collect();
-    env.push("RUST_LOG=info".to_owned());
+    // No token here: they go in as files before the start (`secrets::upload_tokens`), so the
+    // sidecar's `docker inspect` and the proxy's environment hold none.
+    let env = vec!["RUST_LOG=info".to_owned()];
     let config = Config {
         image: Some(plan.images.sidecar.clone()),
         cmd: Some(vec![

@@ -1,6 +1,7 @@
 //! The plan: everything `start` will create, computed from the manifests without touching Docker.
 //! `--dry-run` prints it as JSON. It holds names of secrets (token_ref), never their values: the
-//! token values are read from the host environment only when the sidecar container is created.
+//! token values are read from the host environment only when the sidecar container is created,
+//! and reach it as private files (`/run/bottle-secrets/<token_ref>`), never as its environment.
 
 mod agent_env;
 mod proxy_config;
@@ -11,7 +12,8 @@ use crate::manifest::{rules, Resolved, Role};
 
 pub use agent_env::{AgentFile, AGENT_HOME, CA_PATH_IN_AGENT, PLACEHOLDER_TOKEN};
 pub use proxy_config::{
-    proxy_config_toml, upstream_ca_path, SIDECAR_CA_CERT, SIDECAR_CA_KEY, SIDECAR_CONFIG,
+    proxy_config_toml, secret_path, upstream_ca_path, SIDECAR_CA_CERT, SIDECAR_CA_KEY,
+    SIDECAR_CONFIG, SIDECAR_SECRETS_DIR,
 };
 
 /// Hosts every bottle may reach: what Claude Code itself needs.

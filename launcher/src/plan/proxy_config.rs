@@ -1,5 +1,6 @@
-//! The egress-proxy config the sidecar runs (the TOML contract of issues 2 and 4). It holds env var
-//! *names* for tokens (`token_env`); the values reach the sidecar as container env at create time.
+//! The egress-proxy config the sidecar runs (the TOML contract of issues 2 and 4). It holds token
+//! *paths* (`token_file`), never values; the launcher uploads one private file per token there
+//! before the sidecar starts (see `docker::secrets`), so no token is in the sidecar's env.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,14 @@ pub const SIDECAR_DIR: &str = "/etc/egress-proxy";
 pub const SIDECAR_CONFIG: &str = "/etc/egress-proxy/config.toml";
 pub const SIDECAR_CA_CERT: &str = "/etc/egress-proxy/ca.pem";
 pub const SIDECAR_CA_KEY: &str = "/etc/egress-proxy/ca.key";
+/// Where the route tokens are in the sidecar: one file per `token_ref`, mode 0400.
+pub const SIDECAR_SECRETS_DIR: &str = "/run/bottle-secrets";
+
+/// Path in the sidecar of the token named `token_ref` (a validated variable name, so a safe
+/// file name; routes sharing a `token_ref` share the file).
+pub fn secret_path(token_ref: &str) -> String {
+    format!("{SIDECAR_SECRETS_DIR}/{token_ref}")
+}
 
 #[derive(Serialize)]
 struct Config<'a> {
@@ -48,7 +57,7 @@ struct RouteCfg<'a> {
     path: &'a str,
     upstream: &'a str,
     auth_scheme: &'a str,
-    token_env: &'a str,
+    token_file: String,
 }
 
 /// Path in the sidecar of the i-th operator-supplied upstream root.
@@ -94,7 +103,7 @@ pub fn proxy_config_toml(
                 path: &r.path,
                 upstream: &r.upstream,
                 auth_scheme: &r.auth_scheme,
-                token_env: &r.token_ref,
+                token_file: secret_path(&r.token_ref),
             })
             .collect(),
     };

@@ -170,12 +170,12 @@ fn proxy_config_is_the_issue_contract() {
     let routes = v["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 3);
     assert_eq!(
-        routes[0]["token_env"].as_str(),
-        Some("PLAN_TEST_OAUTH_TOKEN")
+        routes[0]["token_file"].as_str(),
+        Some("/run/bottle-secrets/PLAN_TEST_OAUTH_TOKEN")
     );
     assert_eq!(routes[0]["path"].as_str(), Some("/anthropic/"));
     let keys: Vec<&String> = routes[0].as_table().unwrap().keys().collect();
-    assert_eq!(keys, vec!["auth_scheme", "path", "token_env", "upstream"]);
+    assert_eq!(keys, vec!["auth_scheme", "path", "token_file", "upstream"]);
 }
 
 #[test]

@@ -1,0 +1,165 @@
+//! Route tokens: read from the host environment, handed to the sidecar as private files.
+//!
+//! Why files and not container environment: a container's `Env` is shown by `docker inspect`
+//! to anyone who can reach the Docker socket, and the proxy's `/proc/<pid>/environ` keeps the
+//! original block for the life of the process. Instead, after the sidecar is created and before
+//! it starts, one file per token is uploaded to `/run/bottle-secrets/<token_ref>`, mode 0400,
+//! owned by the user the proxy runs as; the proxy config names it with `token_file`. The archive
+//! is built in a fixed, zeroized buffer (no reallocation leaves copies behind).
+
+use bollard::container::UploadToContainerOptions;
+use bollard::Docker;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::DockerError;
+use crate::plan::{secret_path, Plan, SIDECAR_SECRETS_DIR};
+
+/// Tar block size: every header and every file's data (padded) is a multiple of it.
+const BLOCK: usize = 512;
+
+/// Token values for the sidecar, read from the host environment by `token_ref` (one per distinct
+/// name). Missing or empty variables fail before anything is created, naming the variable (never
+/// a value).
+pub fn read_tokens(plan: &Plan) -> Result<Vec<(String, SecretString)>, DockerError> {
+    let mut tokens: Vec<(String, SecretString)> = Vec::new();
+    for route in &plan.routes {
+        if tokens.iter().any(|(name, _)| *name == route.token_ref) {
+            continue;
+        }
+        match std::env::var(&route.token_ref) {
+            Ok(value) if !value.is_empty() => {
+                tokens.push((route.token_ref.clone(), SecretString::from(value)))
+            }
+            _ => {
+                return Err(DockerError::Other(format!(
+                    "route {} needs the token in ${}, which is not set in this shell",
+                    route.path, route.token_ref
+                )))
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+/// The archive holding `/run/bottle-secrets/` (0500) and one 0400 file per token, all owned by
+/// `uid`:`uid`. `None` when there are no tokens.
+pub fn secrets_tar(
+    tokens: &[(String, SecretString)],
+    uid: u64,
+) -> Result<Option<Zeroizing<Vec<u8>>>, DockerError> {
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    // Upper bound: per entry a header, a possible GNU long-name header and its padded name
+    // block(s), and the padded data; two directories; the end-of-archive blocks. Writing past it
+    // is an error, never a reallocation.
+    let padded = |n: usize| n.div_ceil(BLOCK) * BLOCK;
+    let size = tokens.iter().fold(8 * BLOCK, |acc, (name, value)| {
+        let path = secret_path(name).len() + 1;
+        acc + 2 * BLOCK + padded(path) + padded(value.expose_secret().len())
+    });
+    let mut buf = Zeroizing::new(vec![0u8; size]);
+    let io = |e: std::io::Error| DockerError::Other(format!("building the secrets archive: {e}"));
+    let written = {
+        let mut builder = tar::Builder::new(std::io::Cursor::new(&mut buf[..]));
+        let dir = SIDECAR_SECRETS_DIR.trim_start_matches('/');
+        let (parent, _) = dir.split_once('/').unwrap_or((dir, ""));
+        for (path, mode, owner) in [(parent, 0o755, 0), (dir, 0o500, uid)] {
+            let mut header = header(mode, owner, tar::EntryType::Directory, 0);
+            builder
+                .append_data(&mut header, format!("{path}/"), std::io::empty())
+                .map_err(io)?;
+        }
+        for (name, value) in tokens {
+            let data = value.expose_secret().as_bytes();
+            let mut header = header(0o400, uid, tar::EntryType::Regular, data.len());
+            let path = secret_path(name);
+            builder
+                .append_data(&mut header, path.trim_start_matches('/'), data)
+                .map_err(io)?;
+        }
+        let cursor = builder.into_inner().map_err(io)?;
+        usize::try_from(cursor.position()).unwrap_or(size)
+    };
+    buf.truncate(written);
+    Ok(Some(buf))
+}
+
+fn header(mode: u32, owner: u64, kind: tar::EntryType, size: usize) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(mode);
+    header.set_uid(owner);
+    header.set_gid(owner);
+    header.set_mtime(1);
+    header.set_entry_type(kind);
+    header.set_size(size as u64);
+    header
+}
+
+/// Uploads the token files into the (created, not yet started) container `id`. The archive's
+/// buffer is zeroized when the Docker client drops its last reference to it.
+pub async fn upload_tokens(
+    docker: &Docker,
+    id: &str,
+    tokens: &[(String, SecretString)],
+    uid: u64,
+) -> Result<(), DockerError> {
+    let Some(tar) = secrets_tar(tokens, uid)? else {
+        return Ok(());
+    };
+    let opts = UploadToContainerOptions {
+        path: "/".to_owned(),
+        ..Default::default()
+    };
+    docker
+        .upload_to_container(id, Some(opts), bytes::Bytes::from_owner(tar))
+        .await
+        .map_err(DockerError::api(format!(
+            "copying the route tokens into {id}"
+        )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn one_private_file_per_token_owned_by_the_proxy_user() {
+        let long = "T".repeat(150);
+        let tokens = vec![
+            ("GITHUB_TOKEN".to_owned(), SecretString::from("ghp_abc")),
+            (long.clone(), SecretString::from("x".repeat(1000))),
+        ];
+        let tar = secrets_tar(&tokens, 65534).unwrap().unwrap();
+        assert_eq!(tar.len() % BLOCK, 0);
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let h = entry.header();
+            let (mode, uid, gid) = (h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap());
+            let path = entry.path().unwrap().display().to_string();
+            let mut body = String::new();
+            entry.read_to_string(&mut body).unwrap();
+            seen.push((path, mode, uid, gid, body));
+        }
+        let want = |p: &str, mode, uid, body: &str| (p.to_owned(), mode, uid, uid, body.to_owned());
+        assert_eq!(
+            seen,
+            vec![
+                want("run/", 0o755, 0, ""),
+                want("run/bottle-secrets/", 0o500, 65534, ""),
+                want("run/bottle-secrets/GITHUB_TOKEN", 0o400, 65534, "ghp_abc"),
+                want(
+                    &format!("run/bottle-secrets/{long}"),
+                    0o400,
+                    65534,
+                    &"x".repeat(1000)
+                ),
+            ]
+        );
+        assert!(secrets_tar(&[], 65534).unwrap().is_none());
+    }
+}
