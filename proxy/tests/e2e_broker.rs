@@ -505,7 +505,8 @@ fn known_secret_with_plus_in_a_form_context_is_refused() {
 
 /// Secrets hygiene after every kind of traffic in one proxy. `/proc/PID/environ` is the
 /// kernel's copy of the initial environment block: `std::env::remove_var` cannot scrub it, so it
-/// is reported, not asserted (the launcher passes tokens as container env anyway).
+/// is reported, not asserted here (env tokens); `route_token_from_a_file_reaches_only_its_upstream`
+/// asserts it for file tokens, which the launcher uses.
 #[test]
 fn tokens_never_appear_in_logs_audit_or_argv() {
     let b = broker(true, false);
