@@ -269,3 +269,17 @@ fn describe_lists_everything_without_secrets() {
         .describe()
         .contains("(none: every destination is denied)"));
 }
+
+/// A file-sourced token is listed by its path (the launcher's way), never read for the listing.
+#[test]
+fn describe_names_token_files_by_path() {
+    let text = policy(&BASE.replace(
+        "token_env = \"O\"",
+        "token_file = \"/run/bottle-secrets/O\"",
+    ))
+    .describe();
+    let line =
+        "header authorization: \"bottle-placeholder-openai\" -> <file /run/bottle-secrets/O>";
+    assert!(text.contains(line), "missing {line:?} in\n{text}");
+    assert!(text.contains("Authorization: Bearer <$T>"), "{text}");
+}

@@ -77,8 +77,11 @@ impl Policy {
         for r in &self.routes {
             writeln!(
                 out,
-                "  {} -> {}  Authorization: {} <${}>",
-                r.path, r.upstream, r.auth_scheme, r.token_env
+                "  {} -> {}  Authorization: {} <{}>",
+                r.path,
+                r.upstream,
+                r.auth_scheme,
+                r.token()
             )?;
         }
         writeln!(out, "inject:")?;
@@ -88,11 +91,11 @@ impl Policy {
         for i in &self.inject {
             writeln!(
                 out,
-                "  {} header {}: {:?} -> <${}>{}",
+                "  {} header {}: {:?} -> <{}>{}",
                 i.host.authority(i.port),
                 i.header,
                 i.placeholder,
-                i.token_env,
+                i.token(),
                 if i.require { " (required)" } else { "" }
             )?;
         }
