@@ -60,59 +60,78 @@ pub fn tag_for(repo: &str, tar: &[u8]) -> String {
     format!("{repo}:{}", &hash[..16])
 }
 
-/// Imports `tar` as `repo:<hash>` unless an image with that tag exists. Returns the tag.
+/// Label put on every image this crate imports, valued with its repository: the only way to find
+/// our *untagged* leftovers (a tag moved to a newer import leaves its old image dangling, with no
+/// name to list it by).
+pub const IMAGE_LABEL: &str = "dev.claude-bottle.repo";
+
+/// One import at a time per process: two bottles (or two tests) importing the same new tag at once
+/// would each import it, and the first image would be left dangling when the second took the tag.
+static IMPORT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Imports `tar` as `repo:<hash>` unless an image with that tag exists, then removes this repo's
+/// other images (older builds, dangling leftovers). Returns the tag. Images still used by a
+/// container are kept: removal is never forced.
 pub async fn ensure_imported(
     docker: &Docker,
     repo: &str,
     tar: Vec<u8>,
 ) -> Result<String, DockerError> {
     let tag = tag_for(repo, &tar);
+    let _one_at_a_time = IMPORT_LOCK.lock().await;
     if docker.inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
     let (name, version) = tag.split_once(':').unwrap_or((repo, "latest"));
+    let label = format!("LABEL {IMAGE_LABEL}={name}");
     let options = CreateImageOptions {
         from_src: "-".to_owned(),
         repo: name.to_owned(),
         tag: version.to_owned(),
+        changes: vec![label.as_str()],
         ..Default::default()
     };
     let mut stream = docker.create_image(Some(options), Some(tar.into()), None);
     while let Some(item) = stream.next().await {
         item.map_err(DockerError::api(format!("importing image {tag}")))?;
     }
-    docker
+    let current = docker
         .inspect_image(&tag)
         .await
         .map_err(DockerError::api(format!(
             "image {tag} missing after import"
         )))?;
+    remove_others(docker, name, current.id.as_deref().unwrap_or_default()).await;
     Ok(tag)
 }
 
-/// Assembles and imports the sidecar image for the given proxy binary, then removes older sidecar
-/// images (each rebuild of the proxy would otherwise leave one behind). Images still used by a
-/// container are kept: removal is never forced.
-pub async fn ensure_sidecar_image(docker: &Docker, proxy: &Path) -> Result<String, DockerError> {
-    let tar = sidecar_rootfs(proxy)?.to_tar()?;
-    let tag = ensure_imported(docker, SIDECAR_REPO, tar).await?;
-    let filters =
-        std::collections::HashMap::from([("reference".to_owned(), vec![SIDECAR_REPO.to_owned()])]);
-    let opts = bollard::image::ListImagesOptions {
-        filters,
-        ..Default::default()
-    };
-    if let Ok(images) = docker.list_images(Some(opts)).await {
-        for image in images {
-            if image.repo_tags.contains(&tag) {
-                continue;
-            }
-            for old in &image.repo_tags {
-                let _ = docker.remove_image(old, None, None).await;
-            }
+/// Best effort: removes every image labelled with `repo` except `keep` (an image id). Failures
+/// (an image in use, a concurrent removal) leave the image for the next import to try again.
+async fn remove_others(docker: &Docker, repo: &str, keep: &str) {
+    // By label (ours, dangling ones included) and by name (imports made before the label).
+    for (key, value) in [
+        ("label", format!("{IMAGE_LABEL}={repo}")),
+        ("reference", repo.to_owned()),
+    ] {
+        let opts = bollard::image::ListImagesOptions {
+            all: true,
+            filters: std::collections::HashMap::from([(key.to_owned(), vec![value])]),
+            ..Default::default()
+        };
+        let Ok(images) = docker.list_images(Some(opts)).await else {
+            continue;
+        };
+        for image in images.into_iter().filter(|i| i.id != keep) {
+            let _ = docker.remove_image(&image.id, None, None).await;
         }
     }
-    Ok(tag)
+}
+
+/// Assembles and imports the sidecar image for the given proxy binary (older sidecar images are
+/// removed by the import).
+pub async fn ensure_sidecar_image(docker: &Docker, proxy: &Path) -> Result<String, DockerError> {
+    let tar = sidecar_rootfs(proxy)?.to_tar()?;
+    ensure_imported(docker, SIDECAR_REPO, tar).await
 }
 
 /// The sidecar tag without Docker (for `--dry-run`): computed from the same bytes.
