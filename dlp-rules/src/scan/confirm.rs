@@ -1,0 +1,218 @@
+//! Confirmation: keyword hits become per-rule windows, and each window runs its rule's regex,
+//! after the cheap checks that rule most windows out (a shared gate, a required byte).
+
+use regex_automata::Input;
+
+use super::Hit;
+use crate::engine::Engine;
+use crate::filter;
+use crate::finding;
+use crate::prefilter::Target;
+
+impl Engine {
+    /// windows (sorted) in which each triggered rule's regex must run.
+    pub(super) fn windows(&self, view: &[u8], out: &mut Vec<Hit>) -> Vec<(u32, usize, usize)> {
+        let mut wins: Vec<(u32, usize, usize)> = Vec::new();
+        self.prefilter.for_each_hit(view, |s, e, targets| {
+            for t in targets {
+                match *t {
+                    Target::Rule(r) => {
+                        let w = self.rules[r as usize].window;
+                        wins.push((r, s.saturating_sub(w), (e + w).min(view.len())));
+                    }
+                    Target::Known(k) => out.push(Hit {
+                        target: Target::Known(k),
+                        start: s,
+                        end: e,
+                        preview: finding::preview(&view[s..e]),
+                        encoding: String::new(),
+                        validated: None,
+                    }),
+                }
+            }
+        });
+        for &r in &self.keywordless {
+            wins.push((r, 0, view.len()));
+        }
+        // Many windows (e.g. 7 rules per `://` hit): counting sort by rule, O(n), since hits
+        // arrive in position order per prefilter pass and each rule's slice is usually sorted
+        // already; a comparison sort was a tenth of the scan on such JSON. Few: plain sort (no
+        // per-call tables for URLs and headers).
+        let wins = if wins.len() <= 64 {
+            let mut wins = wins;
+            wins.sort_unstable();
+            wins
+        } else {
+            self.group_by_rule(wins)
+        };
+        let mut merged: Vec<(u32, usize, usize)> = Vec::with_capacity(wins.len());
+        for (r, s, e) in wins {
+            match merged.last_mut() {
+                Some(last) if last.0 == r && s <= last.2 => last.2 = last.2.max(e),
+                _ => merged.push((r, s, e)),
+            }
+        }
+        merged
+    }
+
+    /// Runs rule `r` in `view[s..e]` unless its group gate (one search for all rules sharing
+    /// its keywords) finds that no member can match there. The gate answer is kept per span, so
+    /// rules with identical windows share it. Sound: a rule match in the span is a gate match.
+    pub(super) fn run_gated(
+        &self,
+        gated: &mut Gated,
+        r: u32,
+        view: &[u8],
+        s: usize,
+        e: usize,
+        out: &mut Vec<Hit>,
+    ) {
+        if let Some(g) = self.gate_of[r as usize] {
+            let key = (g, s, e);
+            let open = match gated.binary_search_by(|m| m.0.cmp(&key)) {
+                Ok(i) => gated[i].1,
+                Err(i) => {
+                    let gate = &self.gates[g as usize];
+                    let open = present(gate.confirm, &view[s..e])
+                        && gate.regex.is_match(Input::new(view).span(s..e));
+                    gated.insert(i, (key, open));
+                    open
+                }
+            };
+            if !open {
+                return;
+            }
+        } else if !present(self.rules[r as usize].confirm, &view[s..e]) {
+            return;
+        }
+        self.run_rule(r, view, s, e, out);
+    }
+
+    fn group_by_rule(&self, wins: Vec<(u32, usize, usize)>) -> Vec<(u32, usize, usize)> {
+        let mut starts = vec![0usize; self.rules.len() + 1];
+        for w in &wins {
+            starts[w.0 as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut sorted = vec![(0u32, 0usize, 0usize); wins.len()];
+        let mut next = starts.clone();
+        for w in wins {
+            sorted[next[w.0 as usize]] = w;
+            next[w.0 as usize] += 1;
+        }
+        for r in 0..self.rules.len() {
+            let slice = &mut sorted[starts[r]..starts[r + 1]];
+            if !slice.is_sorted() {
+                slice.sort_unstable();
+            }
+        }
+        sorted
+    }
+
+    fn run_rule(&self, r: u32, view: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
+        let rule = &self.rules[r as usize];
+        let input = Input::new(view).span(s..e);
+        let mut accept = |ms: usize, me: usize, secret: (usize, usize)| {
+            if me == ms || me - ms > rule.max_len {
+                return;
+            }
+            let secret = &view[secret.0..secret.1];
+            if rule
+                .entropy
+                .is_some_and(|min| !filter::passes_entropy(secret, min))
+                || filter::is_placeholder(secret)
+            {
+                return;
+            }
+            out.push(Hit {
+                target: Target::Rule(r),
+                start: ms,
+                end: me,
+                preview: finding::preview(&view[ms..me]),
+                encoding: String::new(),
+                validated: rule.validator.check(secret),
+            });
+        };
+        let Some(regex) = rule.regex() else {
+            // A validated pattern that could not be built: fail closed on the whole window.
+            out.push(Hit {
+                target: Target::Rule(r),
+                start: s,
+                end: e,
+                preview: finding::preview(&view[s..e]),
+                encoding: String::new(),
+                validated: None,
+            });
+            return;
+        };
+        match rule.secret_group {
+            None => {
+                for m in regex.find_iter(input) {
+                    accept(m.start(), m.end(), (m.start(), m.end()));
+                }
+            }
+            Some(g) => {
+                for caps in regex.captures_iter(input) {
+                    let Some(m) = caps.get_match() else { continue };
+                    let sec = caps
+                        .get_group(g)
+                        .map_or((m.start(), m.end()), |sp| (sp.start, sp.end));
+                    accept(m.start(), m.end(), sec);
+                }
+            }
+        }
+    }
+}
+
+/// Gate answers per `(gate, span start, span end)` for one view.
+/// Sorted by key; a rule's windows arrive in order, so inserts append. (Not a hash map: the keys
+/// are positions an attacker chooses, and a sorted vector has no bad case.)
+pub(super) type Gated = Vec<((u32, usize, usize), bool)>;
+
+/// Whether the byte a rule (or gate) requires beyond its keyword occurs in the window; no
+/// such byte means nothing to rule out.
+fn present(confirm: Option<u8>, window: &[u8]) -> bool {
+    confirm.is_none_or(|b| memchr::memchr(b, window).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `memchr` pre-check is only sound if every match holds the bytes the syntax tree says
+    /// it requires: checked on every example of every embedded rule and for every gate.
+    #[test]
+    fn every_pack_example_match_holds_its_required_bytes() {
+        let e = Engine::builtin().unwrap();
+        let mut with_confirm = 0;
+        for (i, rule) in e.rules.iter().enumerate() {
+            with_confirm += usize::from(rule.confirm.is_some());
+            let gate = e.gate_of[i].map(|g| &e.gates[g as usize]);
+            for ex in &rule.info.examples {
+                for m in rule.regex().unwrap().find_iter(ex.as_bytes()) {
+                    let s = &ex.as_bytes()[m.start()..m.end()];
+                    for b in (0..=255u8).filter(|&b| rule.required.contains(b)) {
+                        assert!(
+                            s.contains(&b),
+                            "{}: {:?} lacks {:?}",
+                            rule.info.id,
+                            ex,
+                            b as char
+                        );
+                    }
+                    assert!(present(rule.confirm, s), "{}", rule.info.id);
+                    assert!(
+                        gate.is_none_or(|g| present(g.confirm, s)),
+                        "{}",
+                        rule.info.id
+                    );
+                }
+            }
+        }
+        // The URL-credential gate is what this is for.
+        assert!(e.gates.iter().any(|g| g.confirm == Some(b'@')));
+        assert!(with_confirm > 0);
+    }
+}
