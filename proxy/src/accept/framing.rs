@@ -166,14 +166,28 @@ impl Framing {
 }
 
 /// Appends bytes to `buf` up to and including the first `delim`; returns (consumed, found).
+/// A delimiter may straddle the previous chunk (its start already in `buf`), so those few
+/// candidates are checked first; within the chunk, memchr's substring search does the walk.
 fn take_until(buf: &mut Vec<u8>, bytes: &[u8], delim: &[u8]) -> (usize, bool) {
-    for (i, &b) in bytes.iter().enumerate() {
-        buf.push(b);
-        if buf.ends_with(delim) {
-            return (i + 1, true);
+    let n = delim.len();
+    // `k` delimiter bytes in this chunk, `n - k` already at the end of `buf`: ends earliest.
+    for k in 1..n.min(bytes.len() + 1) {
+        let (head, tail) = delim.split_at(n - k);
+        if buf.ends_with(head) && bytes.starts_with(tail) {
+            buf.extend_from_slice(&bytes[..k]);
+            return (k, true);
         }
     }
-    (bytes.len(), false)
+    match memchr::memmem::find(bytes, delim) {
+        Some(i) => {
+            buf.extend_from_slice(&bytes[..i + n]);
+            (i + n, true)
+        }
+        None => {
+            buf.extend_from_slice(bytes);
+            (bytes.len(), false)
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -272,6 +286,44 @@ mod tests {
         );
         for s in 0..stream.len() {
             assert!(!poisoned(stream.as_bytes(), s), "split {s}");
+        }
+    }
+
+    /// The byte-at-a-time definition `take_until` must agree with.
+    fn take_until_reference(buf: &mut Vec<u8>, bytes: &[u8], delim: &[u8]) -> (usize, bool) {
+        for (i, &b) in bytes.iter().enumerate() {
+            buf.push(b);
+            if buf.ends_with(delim) {
+                return (i + 1, true);
+            }
+        }
+        (bytes.len(), false)
+    }
+
+    #[test]
+    fn take_until_matches_the_bytewise_definition_at_every_split() {
+        let inputs: [&[u8]; 5] = [
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest",
+            b"\r\n\r\n",
+            b"a\r\r\n\r\r\n\r\n\r\nb",
+            b"\r\n\r",
+            b"no delimiter here",
+        ];
+        for delim in [&b"\r\n\r\n"[..], &b"\r\n"[..]] {
+            for input in inputs {
+                for split in 0..=input.len() {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let (first, second) = input.split_at(split);
+                    let ra = take_until(&mut a, first, delim);
+                    let rb = take_until_reference(&mut b, first, delim);
+                    assert_eq!((ra, &a), (rb, &b), "{input:?} split {split}");
+                    if !ra.1 {
+                        let ra = take_until(&mut a, second, delim);
+                        let rb = take_until_reference(&mut b, second, delim);
+                        assert_eq!((ra, &a), (rb, &b), "{input:?} split {split} (second)");
+                    }
+                }
+            }
         }
     }
 
