@@ -3,15 +3,30 @@
 
 use http::header::{HeaderMap, HeaderName, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 
-const PROXY_CONNECTION: &str = "proxy-connection";
-const KEEP_ALIVE: &str = "keep-alive";
-const PROXY_AUTHORIZATION: &str = "proxy-authorization";
-const PROXY_AUTHENTICATE: &str = "proxy-authenticate";
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+const PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+
+/// The hop-by-hop headers that are always removed (besides those `Connection` names).
+fn is_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
+    *name == TE
+        || *name == TRAILER
+        || *name == TRANSFER_ENCODING
+        || *name == PROXY_CONNECTION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_AUTHORIZATION
+        || *name == PROXY_AUTHENTICATE
+        || (!keep_upgrade && (*name == CONNECTION || *name == UPGRADE))
+}
 
 /// Removes hop-by-hop headers, including any named in `Connection`. With `keep_upgrade` the
 /// `Connection: upgrade` / `Upgrade` pair survives (WebSocket handshakes).
+///
+/// Runs twice per request, so it scans the map once and removes only what is present (most
+/// messages carry none of these) instead of looking each candidate up by name.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
+    let mut remove: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -19,25 +34,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .filter(|n| !(keep_upgrade && *n == UPGRADE))
         .collect();
-    for name in named {
-        headers.remove(name);
+    for name in headers.keys() {
+        if is_hop(name, keep_upgrade) {
+            remove.push(name.clone());
+        }
     }
-    for name in [TE, TRAILER, TRANSFER_ENCODING] {
-        headers.remove(name);
-    }
-    for name in [
-        PROXY_CONNECTION,
-        KEEP_ALIVE,
-        PROXY_AUTHORIZATION,
-        PROXY_AUTHENTICATE,
-    ] {
+    for name in remove {
         headers.remove(name);
     }
     if keep_upgrade {
         headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(CONNECTION);
-        headers.remove(UPGRADE);
     }
 }
 
