@@ -200,7 +200,7 @@ async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let secrets = config.resolve_secrets(|name| std::env::var(name).ok())?;
     // The tokens now live only in `secrets` (wrapped, zeroized on drop); keep them out of the
     // environment any child or crash handler could see.
-    for (name, _) in secrets.iter() {
+    for name in secrets.env_names() {
         std::env::remove_var(name);
     }
     let running = egress_proxy::server::start(&config, ca, &secrets).await?;
