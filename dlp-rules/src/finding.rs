@@ -59,13 +59,30 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// At most 6 leading characters, and at most a quarter of the match, so a short secret shows
-/// little more than its prefix.
-pub(crate) fn preview(matched: &[u8]) -> String {
-    let n = (matched.len() / 4).min(6);
+/// Longest keyword shown in a preview.
+const MAX_PREVIEW: usize = 16;
+
+/// The match's leading keyword (`ghp_…`, `sk-ant-api03-…`) if it starts with one of the rule's
+/// literals, else nothing (`…`): a preview tells an operator which kind of credential it was
+/// without a single character of the secret itself (known secrets, URL passwords and the like
+/// show nothing).
+pub(crate) fn preview(matched: &[u8], literals: &[String]) -> String {
+    let n = literals
+        .iter()
+        .map(String::as_bytes)
+        .filter(|l| l.len() <= MAX_PREVIEW && matched.starts_with(l))
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
     let mut s: String = matched[..n]
         .iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .map(|&b| {
+            if b == b' ' || b.is_ascii_graphic() {
+                b as char
+            } else {
+                '.'
+            }
+        })
         .collect();
     s.push('…');
     s
@@ -76,12 +93,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn preview_is_short() {
+    fn preview_shows_the_keyword_and_nothing_of_the_secret() {
+        let kw = vec!["ghp_".to_string(), "gh".to_string()];
         assert_eq!(
-            preview(b"ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
-            "ghp_ab…"
+            preview(b"ghp_abcdefghijklmnopqrstuvwxyz0123456789", &kw),
+            "ghp_…"
         );
-        assert_eq!(preview(b"hunter2!"), "hu…");
-        assert_eq!(preview(b"ab"), "…");
+        assert_eq!(preview(b"xghp_abcdefghijklmnop", &kw), "…");
+        assert_eq!(preview(b"hunter2!", &[]), "…");
+        let long = vec!["a-keyword-longer-than-sixteen".to_string()];
+        assert_eq!(preview(b"a-keyword-longer-than-sixteen=s3cr3t", &long), "…");
     }
 }

@@ -153,7 +153,7 @@ fn known_hits(kf: &crate::prefilter::Prefilter, view: &[u8], out: &mut Vec<Hit>)
                 target: *t,
                 start: s,
                 end: e,
-                preview: finding::preview(&view[s..e]),
+                preview: finding::preview(&view[s..e], &[]),
                 encoding: String::new(),
                 validated: None,
             });

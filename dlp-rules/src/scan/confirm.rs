@@ -24,7 +24,7 @@ impl Engine {
                         target: Target::Known(k),
                         start: s,
                         end: e,
-                        preview: finding::preview(&view[s..e]),
+                        preview: finding::preview(&view[s..e], &[]),
                         encoding: String::new(),
                         validated: None,
                     }),
@@ -130,7 +130,7 @@ impl Engine {
                 target: Target::Rule(r),
                 start: ms,
                 end: me,
-                preview: finding::preview(&view[ms..me]),
+                preview: finding::preview(&view[ms..me], &rule.literals),
                 encoding: String::new(),
                 validated: rule.validator.check(secret),
             });
@@ -141,7 +141,7 @@ impl Engine {
                 target: Target::Rule(r),
                 start: s,
                 end: e,
-                preview: finding::preview(&view[s..e]),
+                preview: finding::preview(&view[s..e], &[]),
                 encoding: String::new(),
                 validated: None,
             });
@@ -214,5 +214,31 @@ mod tests {
         // The URL-credential gate is what this is for.
         assert!(e.gates.iter().any(|g| g.confirm == Some(b'@')));
         assert!(with_confirm > 0);
+    }
+
+    /// Audit previews show a rule's keyword at most, never a byte of the secret after it.
+    #[test]
+    fn previews_of_every_pack_example_are_keywords_only() {
+        let e = Engine::builtin().unwrap();
+        let mut seen = 0;
+        for rule in &e.rules {
+            for ex in &rule.info.examples {
+                for f in e.scan_bytes(ex.as_bytes(), false, crate::finding::Location::Body) {
+                    let shown = f.preview.trim_end_matches('…');
+                    assert!(
+                        shown.is_empty()
+                            || rule.literals.iter().any(|l| l == shown)
+                            || e.rules
+                                .iter()
+                                .any(|r| r.literals.iter().any(|l| l == shown)),
+                        "{}: preview {:?} of {ex:?}",
+                        rule.info.id,
+                        f.preview
+                    );
+                    seen += usize::from(!shown.is_empty());
+                }
+            }
+        }
+        assert!(seen > 50, "keyword previews seen: {seen}");
     }
 }
