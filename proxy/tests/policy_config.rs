@@ -335,7 +335,7 @@ fn secrets_are_read_by_name_and_never_echoed() {
         "sk-ant-oat01-SECRETVALUE"
     );
     assert_eq!(
-        s.get(&c.inject[0].token_env).unwrap().expose_secret(),
+        s.for_token(c.inject[0].token()).unwrap().expose_secret(),
         "sk-proj-OPENAISECRET"
     );
     let debug = format!("{s:?}");

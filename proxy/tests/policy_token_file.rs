@@ -50,7 +50,6 @@ fn a_private_file_is_read_once_trimmed_and_shared() {
     let inject_path = dir.path().join("inject");
     assert_eq!(c.inject[0].token(), TokenRef::File(&inject_path));
     assert_eq!(c.routes[0].token(), TokenRef::File(&route));
-    assert!(c.routes[0].token_env.is_empty());
     let s = c.resolve_secrets(|_| None).unwrap();
     assert_eq!(s.len(), 2, "two routes naming one file share one secret");
     assert_eq!(s.get_file(&route).unwrap().expose_secret(), VALUE);

@@ -15,7 +15,8 @@ mod validate;
 
 pub use error::ConfigError;
 pub use routes::{
-    find_route, Inject, Route, RouteUpstream, TokenRef, DEFAULT_AUTH_SCHEME, MIN_PLACEHOLDER_LEN,
+    find_route, Inject, Route, RouteUpstream, TokenRef, TokenSource, DEFAULT_AUTH_SCHEME,
+    MIN_PLACEHOLDER_LEN,
 };
 pub use secrets::Secrets;
 pub use token_file::MAX_TOKEN_FILE_BYTES;

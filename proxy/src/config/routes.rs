@@ -22,24 +22,30 @@ pub struct Route {
     pub path: String,
     pub upstream: RouteUpstream,
     pub auth_scheme: String,
-    /// Environment variable holding the token; empty when `token_file` is set.
-    pub token_env: String,
-    /// File holding the token (absolute); when set, `token_env` is empty. Use [`Route::token`].
-    pub token_file: Option<PathBuf>,
+    pub token: TokenSource,
 }
 
-/// Where a route's or injection's token comes from (exactly one of `token_env`, `token_file`).
+/// Where a route's or injection's token is: `token_env` or `token_file` (exactly one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable name.
+    Env(String),
+    /// A file path (absolute).
+    File(PathBuf),
+}
+
+/// A borrowed [`TokenSource`], for lookups and listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRef<'a> {
     Env(&'a str),
     File(&'a Path),
 }
 
-impl<'a> TokenRef<'a> {
-    fn of(token_env: &'a str, token_file: Option<&'a PathBuf>) -> TokenRef<'a> {
-        match token_file {
-            Some(path) => TokenRef::File(path),
-            None => TokenRef::Env(token_env),
+impl TokenSource {
+    pub fn as_ref(&self) -> TokenRef<'_> {
+        match self {
+            TokenSource::Env(name) => TokenRef::Env(name),
+            TokenSource::File(path) => TokenRef::File(path),
         }
     }
 }
@@ -83,7 +89,7 @@ impl fmt::Display for RouteUpstream {
 impl Route {
     /// Where this route's token comes from.
     pub fn token(&self) -> TokenRef<'_> {
-        TokenRef::of(&self.token_env, self.token_file.as_ref())
+        self.token.as_ref()
     }
 
     /// Maps an agent request target (`/anthropic/v1/messages?x=1`) to the upstream path and query
@@ -109,10 +115,7 @@ pub struct Inject {
     pub port: u16,
     pub header: HeaderName,
     pub placeholder: String,
-    /// Environment variable holding the token; empty when `token_file` is set.
-    pub token_env: String,
-    /// File holding the token (absolute); when set, `token_env` is empty. Use [`Inject::token`].
-    pub token_file: Option<PathBuf>,
+    pub token: TokenSource,
     /// Refuse requests to the host whose header lacks the placeholder.
     pub require: bool,
 }
@@ -120,7 +123,7 @@ pub struct Inject {
 impl Inject {
     /// Where this injection's token comes from.
     pub fn token(&self) -> TokenRef<'_> {
-        TokenRef::of(&self.token_env, self.token_file.as_ref())
+        self.token.as_ref()
     }
 }
 
@@ -223,8 +226,7 @@ mod tests {
             path: normalize_route_path(path).unwrap(),
             upstream: parse_upstream(upstream).unwrap(),
             auth_scheme: DEFAULT_AUTH_SCHEME.into(),
-            token_env: "T".into(),
-            token_file: None,
+            token: TokenSource::Env("T".into()),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Raw TOML values → typed, normalized config. Every error names its key path and line.
 
 use super::raw::{RawConfig, RawDlp, RawInject, RawRoute, RawUpstream};
-use super::routes::{self, Inject, Route};
+use super::routes::{self, Inject, Route, TokenSource};
 use super::schema::Lines;
 use super::{
     AuditTarget, CaConfig, Config, ConfigError, DlpConfig, DlpMode, EgressConfig, UpstreamConfig,
@@ -54,13 +54,13 @@ impl Ctx<'_> {
     }
 
     /// Exactly one of `token_env` (a variable name) and `token_file` (a path, relative to the
-    /// config's directory). Returns `(token_env, token_file)` with `token_env` empty for a file.
+    /// config's directory).
     fn token_source(
         &self,
         key: &dyn Fn(&str) -> String,
         env: Option<String>,
         file: Option<String>,
-    ) -> Result<(String, Option<std::path::PathBuf>), ConfigError> {
+    ) -> Result<TokenSource, ConfigError> {
         match (env, file) {
             (Some(_), Some(_)) => Err(self.err(
                 key("token_file"),
@@ -70,7 +70,7 @@ impl Ctx<'_> {
                 key("token_env"),
                 "missing: set token_env (an environment variable name) or token_file (a path)",
             )),
-            (Some(env), None) if routes::valid_env_name(&env) => Ok((env, None)),
+            (Some(env), None) if routes::valid_env_name(&env) => Ok(TokenSource::Env(env)),
             (Some(env), None) => Err(self.err(
                 key("token_env"),
                 format!("{env:?} is not an environment variable name"),
@@ -81,7 +81,7 @@ impl Ctx<'_> {
                 key("token_file"),
                 format!("{file:?} must not contain '=' or NUL"),
             )),
-            (None, Some(file)) => Ok((String::new(), Some(self.path(&key("token_file"), &file)?))),
+            (None, Some(file)) => Ok(TokenSource::File(self.path(&key("token_file"), &file)?)),
         }
     }
 
@@ -326,13 +326,12 @@ fn routes(cx: &Ctx<'_>, raw: Vec<RawRoute>) -> Result<Vec<Route>, ConfigError> {
                 format!("{auth_scheme:?} is not a valid Authorization scheme"),
             ));
         }
-        let (token_env, token_file) = cx.token_source(&key, r.token_env, r.token_file)?;
+        let token = cx.token_source(&key, r.token_env, r.token_file)?;
         out.push(Route {
             path,
             upstream,
             auth_scheme,
-            token_env,
-            token_file,
+            token,
         });
     }
     Ok(out)
@@ -399,7 +398,7 @@ fn injects(
                 ),
             ));
         }
-        let (token_env, token_file) = cx.token_source(&key, r.token_env, r.token_file)?;
+        let token = cx.token_source(&key, r.token_env, r.token_file)?;
         if let Some(j) = out
             .iter()
             .position(|o| o.host == host && o.port == port && o.header == header)
@@ -417,8 +416,7 @@ fn injects(
             port,
             header,
             placeholder: r.placeholder,
-            token_env,
-            token_file,
+            token,
             require: r.require,
         });
     }
