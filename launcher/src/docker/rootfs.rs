@@ -201,35 +201,46 @@ impl Rootfs {
         };
         let mut builder = tar::Builder::new(Vec::with_capacity(self.bytes + 64 * 1024));
         for (path, meta) in &self.entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_mode(meta.mode);
-            header.set_uid(meta.uid);
-            header.set_gid(meta.gid);
-            header.set_mtime(1);
+            let header = |kind, size| tar_header(meta.mode, meta.uid, meta.gid, kind, size);
             match &meta.entry {
                 Entry::Dir => {
-                    header.set_entry_type(tar::EntryType::Directory);
-                    header.set_size(0);
+                    let mut header = header(tar::EntryType::Directory, 0);
                     builder
                         .append_data(&mut header, format!("{path}/"), std::io::empty())
                         .map_err(io)?;
                 }
                 Entry::File(data) => {
-                    header.set_entry_type(tar::EntryType::Regular);
-                    header.set_size(data.len() as u64);
+                    let mut header = header(tar::EntryType::Regular, data.len());
                     builder
                         .append_data(&mut header, path, data.as_slice())
                         .map_err(io)?;
                 }
                 Entry::Symlink(target) => {
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    header.set_size(0);
+                    let mut header = header(tar::EntryType::Symlink, 0);
                     builder.append_link(&mut header, path, target).map_err(io)?;
                 }
             }
         }
         builder.into_inner().map_err(io)
     }
+}
+
+/// A GNU tar header with a fixed mtime, so the same inputs give the same archive (and image tag).
+pub(crate) fn tar_header(
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    kind: tar::EntryType,
+    size: usize,
+) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(mode);
+    header.set_uid(uid);
+    header.set_gid(gid);
+    header.set_mtime(1);
+    header.set_entry_type(kind);
+    header.set_size(size as u64);
+    header
 }
 
 /// Absolute library paths from `ldd` (empty for static binaries or when `ldd` is missing).

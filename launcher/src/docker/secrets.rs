@@ -12,6 +12,7 @@ use bollard::Docker;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use super::rootfs::tar_header;
 use super::DockerError;
 use crate::plan::{secret_path, Plan, SIDECAR_SECRETS_DIR};
 
@@ -66,14 +67,14 @@ pub fn secrets_tar(
         let dir = SIDECAR_SECRETS_DIR.trim_start_matches('/');
         let (parent, _) = dir.split_once('/').unwrap_or((dir, ""));
         for (path, mode, owner) in [(parent, 0o755, 0), (dir, 0o500, uid)] {
-            let mut header = header(mode, owner, tar::EntryType::Directory, 0);
+            let mut header = tar_header(mode, owner, owner, tar::EntryType::Directory, 0);
             builder
                 .append_data(&mut header, format!("{path}/"), std::io::empty())
                 .map_err(io)?;
         }
         for (name, value) in tokens {
             let data = value.expose_secret().as_bytes();
-            let mut header = header(0o400, uid, tar::EntryType::Regular, data.len());
+            let mut header = tar_header(0o400, uid, uid, tar::EntryType::Regular, data.len());
             let path = secret_path(name);
             builder
                 .append_data(&mut header, path.trim_start_matches('/'), data)
@@ -84,17 +85,6 @@ pub fn secrets_tar(
     };
     buf.truncate(written);
     Ok(Some(buf))
-}
-
-fn header(mode: u32, owner: u64, kind: tar::EntryType, size: usize) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(mode);
-    header.set_uid(owner);
-    header.set_gid(owner);
-    header.set_mtime(1);
-    header.set_entry_type(kind);
-    header.set_size(size as u64);
-    header
 }
 
 /// Uploads the token files into the (created, not yet started) container `id`. The archive's
