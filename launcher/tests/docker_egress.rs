@@ -196,8 +196,12 @@ async fn run_in_bottle(docker: &Docker, script_for: impl Fn(&str, &str) -> Strin
         &script,
     ]);
     cmd.env(&token_ref, &token);
-    let launcher = tokio::task::spawn_blocking(move || cmd.output().unwrap());
-    let sidecar = sidecar_while_running(docker, &label, &token_ref).await;
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut launcher = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    let sidecar = sidecar_while_running(docker, &label, &token_ref, pid, &mut launcher).await;
     let out = launcher.await.unwrap();
     let text = stdout(&out);
     eprintln!("agent output:\n{text}\nlauncher stderr:\n{}", stderr(&out));
@@ -231,14 +235,33 @@ struct Sidecar {
     token_file: (u32, u64, u64, String),
 }
 
-/// Waits until this run's sidecar is running, then inspects it and reads its token file.
-async fn sidecar_while_running(docker: &Docker, label: &str, token_ref: &str) -> Sidecar {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+/// Waits until this run's sidecar is running, then inspects it and reads its token file. A
+/// launcher that exits first, or is still waiting at the deadline (then it is interrupted), fails
+/// the test with its own output rather than a blind timeout.
+async fn sidecar_while_running(
+    docker: &Docker,
+    label: &str,
+    token_ref: &str,
+    pid: u32,
+    launcher: &mut tokio::task::JoinHandle<std::process::Output>,
+) -> Sidecar {
+    let deadline = std::time::Instant::now() + START_DEADLINE;
     let id = loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sidecar never ran"
-        );
+        let late = std::time::Instant::now() >= deadline;
+        if late || launcher.is_finished() {
+            if late {
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status();
+            }
+            let out = launcher.await.unwrap();
+            panic!(
+                "the sidecar was never seen running (deadline passed: {late}); launcher {:?}\nstdout:\n{}\nstderr:\n{}",
+                out.status,
+                stdout(&out),
+                stderr(&out)
+            );
+        }
         let (containers, _) = resources(docker, label).await;
         let mut found = None;
         for name in containers {

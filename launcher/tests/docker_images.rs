@@ -1,5 +1,7 @@
 //! Imported images do not pile up: an import replaces the repository's older images, and two
-//! concurrent imports of the same new tag leave one image, not a dangling twin.
+//! concurrent imports of the same new tag leave one image, not a dangling twin. Two *processes*
+//! importing the same tag at once (two bottles started together on a new binary) must not
+//! remove each other's image.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,9 +13,10 @@ mod support;
 
 use std::collections::HashMap;
 
-use bollard::image::ListImagesOptions;
+use bollard::image::{CreateImageOptions, ListImagesOptions};
 use bollard::Docker;
-use launcher::docker::images::{ensure_imported, IMAGE_LABEL};
+use futures_util::StreamExt;
+use launcher::docker::images::{ensure_imported, remove_older_images, tag_for, IMAGE_LABEL};
 use launcher::docker::rootfs::Rootfs;
 
 const REPO: &str = "claude-bottle-test/imports";
@@ -25,12 +28,12 @@ fn tar(content: &str) -> Vec<u8> {
     fs.to_tar().unwrap()
 }
 
-/// Ids of every image of `REPO`, by label (dangling ones included) and by name.
-async fn images(docker: &Docker) -> Vec<String> {
+/// Ids of every image of `repo`, by label (dangling ones included) and by name.
+async fn images_of(docker: &Docker, repo: &str) -> Vec<String> {
     let mut ids = Vec::new();
     for (k, v) in [
-        ("label", format!("{IMAGE_LABEL}={REPO}")),
-        ("reference", REPO.to_owned()),
+        ("label", format!("{IMAGE_LABEL}={repo}")),
+        ("reference", repo.to_owned()),
     ] {
         let opts = ListImagesOptions {
             all: true,
@@ -49,6 +52,10 @@ async fn images(docker: &Docker) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
+}
+
+async fn images(docker: &Docker) -> Vec<String> {
+    images_of(docker, REPO).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -83,4 +90,60 @@ async fn an_import_replaces_older_images_and_concurrent_imports_leave_one() {
     );
 
     docker.remove_image(&current, None, None).await.unwrap();
+}
+
+/// What another launcher process does: a plain import of `tar` under its tag (no lock shared
+/// with this process). Returns the id the tag names afterwards.
+async fn import_elsewhere(docker: &Docker, repo: &str, tar: &[u8]) -> String {
+    let tag = tag_for(repo, tar);
+    let (name, version) = tag.split_once(':').unwrap();
+    let label = format!("LABEL {IMAGE_LABEL}={repo}");
+    let options = CreateImageOptions {
+        from_src: "-".to_owned(),
+        repo: name.to_owned(),
+        tag: version.to_owned(),
+        changes: vec![label.as_str()],
+        ..Default::default()
+    };
+    let mut stream = docker.create_image(Some(options), Some(tar.to_vec().into()), None);
+    while let Some(item) = stream.next().await {
+        item.unwrap();
+    }
+    docker.inspect_image(&tag).await.unwrap().id.unwrap()
+}
+
+/// The interleaving of two launcher processes that once failed both bottles: A imports, B imports
+/// the same tag (A's image is now dangling), then A cleans up keeping the id it imported. The tag
+/// must still name an image afterwards, and B's cleanup then removes A's leftover.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cleanup_racing_another_process_import_keeps_the_tagged_image() {
+    let Some(docker) = support::docker_or_skip("docker_images").await else {
+        return;
+    };
+    // Its own repository: the other test counts the images of REPO while this one runs.
+    const RACED: &str = "claude-bottle-test/imports-raced";
+    let image = tar(&format!("raced {}", std::process::id()));
+    let tag = tag_for(RACED, &image);
+    let a = import_elsewhere(&docker, RACED, &image).await;
+    let b = import_elsewhere(&docker, RACED, &image).await;
+    assert_ne!(
+        a, b,
+        "the daemon deduplicated the import; the race cannot be staged"
+    );
+
+    remove_older_images(&docker, RACED, &a).await;
+    let tagged = docker.inspect_image(&tag).await;
+    assert_eq!(
+        tagged.ok().and_then(|i| i.id).as_deref(),
+        Some(b.as_str()),
+        "A's cleanup removed the image B's import tagged"
+    );
+
+    remove_older_images(&docker, RACED, &b).await;
+    assert_eq!(
+        images_of(&docker, RACED).await,
+        vec![b.clone()],
+        "A's dangling image left"
+    );
+    docker.remove_image(&b, None, None).await.unwrap();
 }

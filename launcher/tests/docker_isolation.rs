@@ -48,7 +48,7 @@ async fn parallel_bottles_cannot_reach_each_others_sidecar() {
         .spawn()
         .unwrap();
     // B's sidecar address on B's internal network, once B's agent runs.
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + START_DEADLINE;
     let mut target = None;
     while Instant::now() < deadline && target.is_none() {
         let (containers, _) = resources(&docker, "which=b").await;

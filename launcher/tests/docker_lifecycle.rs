@@ -119,7 +119,7 @@ async fn agent_env_and_inspect_hold_no_token() {
         .spawn()
         .unwrap();
     // Inspect the agent while it runs: env, cmd, labels, everything Docker knows about it.
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + START_DEADLINE;
     let mut inspected = None;
     while Instant::now() < deadline && inspected.is_none() {
         let (containers, _) = resources(&docker, &label).await;

@@ -70,7 +70,7 @@ pub const IMAGE_LABEL: &str = "dev.claude-bottle.repo";
 static IMPORT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Imports `tar` as `repo:<hash>` unless an image with that tag exists, then removes this repo's
-/// other images (older builds, dangling leftovers). Returns the tag. Images still used by a
+/// older images (older builds, dangling leftovers). Returns the tag. Images still used by a
 /// container are kept: removal is never forced.
 pub async fn ensure_imported(
     docker: &Docker,
@@ -101,13 +101,22 @@ pub async fn ensure_imported(
         .map_err(DockerError::api(format!(
             "image {tag} missing after import"
         )))?;
-    remove_others(docker, name, current.id.as_deref().unwrap_or_default()).await;
+    remove_older_images(docker, name, current.id.as_deref().unwrap_or_default()).await;
     Ok(tag)
 }
 
-/// Best effort: removes every image labelled with `repo` except `keep` (an image id). Failures
-/// (an image in use, a concurrent removal) leave the image for the next import to try again.
-async fn remove_others(docker: &Docker, repo: &str, keep: &str) {
+/// Best effort: removes every image of `repo` (labelled with it, dangling ones included, or named
+/// by it) that was created strictly before the image `keep` (an id). Failures (an image in use, a
+/// concurrent removal) leave the image for a later import to try again.
+///
+/// Only *older* images go because another process may be importing the same tag at this moment
+/// (the in-process lock does not reach it): its newer image takes the tag from ours, and removing
+/// "everything but mine" would delete the image the tag now names, so that both launches fail to
+/// create their containers. An older image can only be a build that a newer import replaced.
+pub async fn remove_older_images(docker: &Docker, repo: &str, keep: &str) {
+    let Some(keep_created) = created(docker, keep).await else {
+        return;
+    };
     // By label (ours, dangling ones included) and by name (imports made before the label).
     for (key, value) in [
         ("label", format!("{IMAGE_LABEL}={repo}")),
@@ -122,9 +131,22 @@ async fn remove_others(docker: &Docker, repo: &str, keep: &str) {
             continue;
         };
         for image in images.into_iter().filter(|i| i.id != keep) {
-            let _ = docker.remove_image(&image.id, None, None).await;
+            // The listing's `created` has whole seconds; inspect has the daemon's full timestamp.
+            if created(docker, &image.id)
+                .await
+                .is_some_and(|t| t < keep_created)
+            {
+                let _ = docker.remove_image(&image.id, None, None).await;
+            }
         }
     }
+}
+
+/// When the daemon created image `id` (RFC 3339 with nanoseconds; its text does not sort, since
+/// trailing zeros of the fraction are dropped).
+async fn created(docker: &Docker, id: &str) -> Option<time::OffsetDateTime> {
+    let stamp = docker.inspect_image(id).await.ok()?.created?;
+    time::OffsetDateTime::parse(&stamp, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Assembles and imports the sidecar image for the given proxy binary (older sidecar images are

@@ -14,6 +14,12 @@ use launcher::docker::rootfs::Rootfs;
 
 pub const TEST_LABEL: &str = "claude-bottle-test.run";
 
+/// How long a test waits for a bottle's containers to be running. Before starting them the
+/// launcher imports the sidecar image (the egress-proxy binary and its libraries, ~200 MB) and
+/// the agent image; with the other Docker tests importing in parallel on a loaded 2-core CI
+/// machine that once took over 90 s. A passing run waits only until the container is up.
+pub const START_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A Docker client, or `None` with a printed reason. With `CI` set, no daemon is a failure.
 pub async fn docker_or_skip(test: &str) -> Option<Docker> {
     match launcher::docker::connect().await {
