@@ -286,11 +286,19 @@ where
             }
         } else {
             tokio::select! {
+                // A cut wins over data that is ready at the same time: the client is owed the
+                // close frame, and an upstream that answers our close by hanging up must not
+                // take it away.
+                biased;
                 () = cut.cancelled() => continue,
                 r = ur.read(&mut buf) => r,
             }
         };
         let n = match read {
+            // The upstream went away (e.g. on the close frame we just sent it): when we are
+            // stopping anyway and no server frame is half relayed, the client still gets our
+            // close frame instead of a bare reset.
+            Ok(0) | Err(_) if cut.is_cancelled() && frames.at_boundary() => return true,
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };

@@ -376,3 +376,28 @@ async fn relay_echoes_clean_messages_and_closes_1008_on_a_secret() {
     let seen = server.await.unwrap();
     assert_eq!(seen, vec!["clean".to_owned()]);
 }
+
+/// An upstream that hangs up the moment the relay decides to stop (the cut and the EOF arrive
+/// together): the relay must still report a clean boundary so that the client gets its 1008
+/// close frame. Seen as a flaky end-to-end failure (`ResetWithoutClosingHandshake`) before.
+#[tokio::test]
+async fn upstream_hanging_up_at_the_cut_still_leaves_the_close_to_the_client() {
+    struct HangUpOnRead(CancellationToken);
+    impl AsyncRead for HangUpOnRead {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.0.cancel();
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+    let cut = CancellationToken::new();
+    let meter = Meter::new();
+    let mut client = Vec::new();
+    let at_boundary = pump_down(HangUpOnRead(cut.clone()), &mut client, &cut, &meter).await;
+    assert!(cut.is_cancelled());
+    assert!(at_boundary, "the caller would skip the close frame");
+    assert!(client.is_empty());
+}
