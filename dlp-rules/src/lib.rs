@@ -18,6 +18,7 @@ mod rule;
 mod scan;
 mod stream;
 mod validate;
+mod vector;
 
 pub use cli::scan_reader;
 pub use decode::compress::DecompressLimits;

@@ -15,6 +15,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 use crate::error::DlpError;
+use crate::vector;
 
 /// Teddy's pattern budget per searcher.
 pub(crate) const GROUP_SIZE: usize = 16;
@@ -71,15 +72,12 @@ struct QGram {
 
 const BUCKET_SHIFT: usize = 3;
 
+/// Table slot of a 3-gram (the low three bytes of `g`); the scan computes the same hash eight
+/// grams at a time (`vector::even_gram_hashes`).
 #[inline(always)]
-fn hash15(w: u32) -> usize {
-    (w.wrapping_mul(0x9E37_79B1) >> 17) as usize
-}
-
-/// The 3-gram starting at byte `k` of `w`.
-#[inline(always)]
-fn gram_at(w: u64, k: u32) -> u32 {
-    ((w >> (8 * k)) as u32) & 0x00FF_FFFF
+fn hash15(g: u32) -> usize {
+    let [b0, b1, b2, _] = g.to_le_bytes();
+    vector::gram_hash(b0, b1, b2) & (SLOTS - 1)
 }
 
 fn gram(s: &[u8]) -> u32 {
@@ -157,22 +155,26 @@ impl QGram {
         }
         let n = hay.len();
         let mut i = 0;
-        // Three even-position grams per 8-byte load, tested together; the rare hit re-tests
-        // them one by one.
-        while i + 8 <= n {
-            let mut b8 = [0u8; 8];
-            b8.copy_from_slice(&hay[i..i + 8]);
-            let w = u64::from_le_bytes(b8);
-            let (g0, g1, g2) = (gram_at(w, 0), gram_at(w, 2), gram_at(w, 4));
-            let (h0, h1, h2) = (hash15(g0), hash15(g1), hash15(g2));
-            if self.grams[h0] | self.grams[h1] | self.grams[h2] != 0 {
-                for (k, (g, h)) in [(g0, h0), (g1, h1), (g2, h2)].into_iter().enumerate() {
+        // Eight even-position grams per 16-byte step, hashed together in a vector and tested
+        // together; the rare hit re-tests them one by one.
+        while let Some(chunk) = hay
+            .get(i..i + 18)
+            .and_then(|c| <&[u8; 18]>::try_from(c).ok())
+        {
+            let hs = vector::even_gram_hashes(chunk);
+            let any = hs
+                .iter()
+                .fold(0u8, |a, &h| a | self.grams[usize::from(h) & (SLOTS - 1)]);
+            if any != 0 {
+                for (k, &h) in hs.iter().enumerate() {
+                    let h = usize::from(h) & (SLOTS - 1);
                     if self.grams[h] != 0 {
-                        self.verify(hay, i + 2 * k, g, h, f);
+                        let at = i + 2 * k;
+                        self.verify(hay, at, gram(&hay[at..]), h, f);
                     }
                 }
             }
-            i += 6;
+            i += 16;
         }
         while i + 3 <= n {
             let g = gram(&hay[i..]);

@@ -4,6 +4,7 @@
 //! chars) is joined across CR/LF so a secret spanning lines is decoded whole.
 
 use super::PosMap;
+use crate::filter::MIN_TEXT_RUN;
 
 /// Shortest run decoded (15 bytes of payload); shorter secrets are not worth the noise.
 pub(crate) const MIN_RUN: usize = 20;
@@ -48,105 +49,58 @@ pub(crate) struct Run {
     pub wrapped: bool,
 }
 
-/// Whether `b` is a base64 character of either alphabet, branch-free so that the block
-/// classifier below compiles to SIMD compares (the table is for decoding).
+use crate::vector::{self, BLOCK};
+
+/// Base64 mask of the 64 bytes from `pos` (bytes past the end count as not base64).
 #[inline(always)]
-fn valid_arith(b: u8) -> bool {
-    (b.wrapping_sub(b'0') < 10)
-        | ((b | 0x20).wrapping_sub(b'a') < 26)
-        | (b == b'+')
-        | (b == b'/')
-        | (b == b'-')
-        | (b == b'_')
+fn mask_at(hay: &[u8], pos: usize) -> u64 {
+    vector::mask_from(hay, pos, vector::base64_mask)
 }
 
-const BLOCK: usize = 64;
-
-/// Bit `i` set iff `block[i]` is a base64 character. The byte loop vectorizes; eight
-/// multiplies gather the 0/1 bytes into bits. `Err` when no aligned 8-byte word is all base64
-/// and the previous block's last word was not either (`prev_tail`): a run of `MIN_RUN` holds a
-/// whole aligned word, so no run can have its 20th char here (prose skips the gathering). The
-/// `Err` holds the bits of the last word only, all a run continuing into the next block needs.
+/// First position at or after `i` that is not a base64 character (or `hay.len()`).
 #[inline(always)]
-fn classify(block: &[u8; BLOCK], prev_tail: bool) -> Result<u64, u64> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut flags = [0u8; BLOCK];
-    for (f, &b) in flags.iter_mut().zip(block.iter()) {
-        *f = u8::from(valid_arith(b));
+fn skip_chars(hay: &[u8], mut i: usize) -> usize {
+    while i < hay.len() {
+        let ones = mask_at(hay, i).trailing_ones() as usize;
+        if ones < BLOCK {
+            return (i + ones).min(hay.len());
+        }
+        i += BLOCK;
     }
-    let mut words = [0u64; BLOCK / 8];
-    let mut any_full = prev_tail;
-    for (w, c) in words.iter_mut().zip(flags.chunks_exact(8)) {
-        let mut b8 = [0u8; 8];
-        b8.copy_from_slice(c);
-        *w = u64::from_le_bytes(b8);
-        any_full |= *w == ONES;
-    }
-    if !any_full {
-        return Err((words[BLOCK / 8 - 1].wrapping_mul(0x0102_0408_1020_4080) >> 56) << 56);
-    }
-    let mut m = 0u64;
-    for (k, w) in words.iter().enumerate() {
-        m |= (w.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
-    }
-    Ok(m)
-}
-
-/// Bits `j` of `x` such that bits `j..j + MIN_RUN` are all set.
-#[inline(always)]
-fn run_starts(x: u128) -> u128 {
-    let r2 = x & (x >> 1);
-    let r4 = r2 & (r2 >> 2);
-    let r8 = r4 & (r4 >> 4);
-    let r16 = r8 & (r8 >> 8);
-    r16 & (r4 >> 16)
+    hay.len()
 }
 
 /// Finds maximal runs of at least `MIN_RUN` chars (joined across wrapped lines). 64-byte blocks
-/// are classified into bitmasks and tested for 20 consecutive set bits (with the previous
-/// block's bits carried in): prose and JSON, whose words are short, cost about one SIMD
-/// classification per block; the byte-wise walk only runs where a long run really is.
+/// are classified into bitmasks; a run is either 20 set bits inside a block or the set bits a
+/// block starts with added to those the previous blocks ended with (`carry`). Prose and JSON,
+/// whose words are short, cost one vector classification and a few shifts per block, and runs
+/// are measured with the masks too, never byte by byte.
 pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
-    let mut floor = 0;
     let mut pos = 0;
-    let mut prev = 0u64;
-    while pos < hay.len() {
-        let prev_tail = prev >> 56 == 0xFF;
-        let m = match hay
-            .get(pos..pos + BLOCK)
-            .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
-        {
-            Some(block) => classify(block, prev_tail),
-            None => {
-                let mut block = [0u8; BLOCK];
-                let take = hay.len() - pos;
-                block[..take].copy_from_slice(&hay[pos..]);
-                classify(&block, prev_tail)
-            }
-        };
-        let m = match m {
-            Ok(m) => m,
-            Err(last_word) => {
-                prev = last_word;
-                pos += BLOCK;
-                continue;
-            }
-        };
-        let starts = run_starts(u128::from(prev) | u128::from(m) << 64);
-        // Runs whose 20th char lies in this block.
-        let cand = (starts >> (64 - (MIN_RUN - 1))) as u64;
-        if cand == 0 {
-            prev = m;
+    // Length of the run of base64 chars ending just before `pos`.
+    let mut carry = 0usize;
+    // `<=`: a run that fills the view up to its end is reported from the empty block past it.
+    while pos <= hay.len() {
+        let m = mask_at(hay, pos);
+        if m == u64::MAX {
+            carry += BLOCK;
             pos += BLOCK;
             continue;
         }
-        // First such run: its start is `pos - 64 + j`, never before `floor` (prev is cleared
-        // after each run).
-        let j = (64 - (MIN_RUN - 1)) + cand.trailing_zeros() as usize;
-        let mut a = (pos + j).saturating_sub(64).max(floor);
-        while a > floor && valid(hay[a - 1]) {
-            a -= 1;
-        }
+        let lead = m.trailing_ones() as usize;
+        let a = if carry + lead >= MIN_RUN {
+            pos - carry
+        } else {
+            let starts = vector::run_starts(m, MIN_RUN as u32);
+            if starts == 0 {
+                carry = m.leading_ones() as usize;
+                pos += BLOCK;
+                continue;
+            }
+            // The lowest start is the run's first char: a run reaching back past the block
+            // start would have been caught by `carry + lead`.
+            pos + starts.trailing_zeros() as usize
+        };
         let (b, wrapped) = extend_right(hay, a, a);
         if b - a >= MIN_RUN {
             f(Run {
@@ -155,10 +109,9 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
                 wrapped,
             });
         }
-        floor = b;
         // Resume just past the run: `hay[b]` is not part of any run we still have to report.
         pos = b + 1;
-        prev = 0;
+        carry = 0;
     }
 }
 
@@ -167,9 +120,7 @@ fn extend_right(hay: &[u8], start: usize, from: usize) -> (usize, bool) {
     let mut i = from;
     let mut wrapped = false;
     loop {
-        while i < hay.len() && valid(hay[i]) {
-            i += 1;
-        }
+        i = skip_chars(hay, i);
         let line = i - line_start;
         // A first line cut by the start of the view (the stream's previous segment) is a suffix
         // of a whole line; the four decoding alignments absorb its unknown length.
@@ -223,16 +174,20 @@ pub(crate) fn compact<'a>(
 pub(crate) fn decode(chars: &[u8], align: usize, out: &mut Vec<u8>) {
     out.clear();
     let s = chars.get(align..).unwrap_or(&[]);
-    out.reserve(s.len() / 4 * 3 + 3);
-    let mut quads = s.chunks_exact(4);
-    for q in &mut quads {
+    // Sized once and filled by index: a per-quad `extend_from_slice` paid a capacity check per
+    // three bytes, which was most of a long run's decode (base64 images).
+    out.resize(s.len() / 4 * 3, 0);
+    let quads = s.chunks_exact(4);
+    let rem = quads.remainder();
+    for (o, q) in out.chunks_exact_mut(3).zip(quads) {
         let n = u32::from(TABLE[usize::from(q[0])]) << 18
             | u32::from(TABLE[usize::from(q[1])]) << 12
             | u32::from(TABLE[usize::from(q[2])]) << 6
             | u32::from(TABLE[usize::from(q[3])]);
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        o[0] = (n >> 16) as u8;
+        o[1] = (n >> 8) as u8;
+        o[2] = n as u8;
     }
-    let rem = quads.remainder();
     if rem.len() >= 2 {
         let mut n = 0u32;
         for (k, &c) in rem.iter().enumerate() {
@@ -244,6 +199,57 @@ pub(crate) fn decode(chars: &[u8], align: usize, out: &mut Vec<u8>) {
         }
     }
 }
+
+/// Whether decoding `chars[align..]` could yield `MIN_TEXT_RUN` consecutive text bytes, decided
+/// on the characters alone. Such a run always holds two whole decoded triples (for a run of 8),
+/// and a triple is text only if its quad's first char encodes `0x08..=0x0F` or `0x20..=0x7F`
+/// in its top six bits, the second char's low four bits are 0 or 2-7 and the third char's bit
+/// 1 is clear. Random alignments and hashes fail this at ~92 % of quads, so most runs are
+/// dismissed with one table lookup per char instead of four decodes and text scans.
+pub(crate) fn may_be_text(chars: &[u8], align: usize) -> bool {
+    let quads = (MIN_TEXT_RUN - 2) / 3;
+    let mut ok_in_row = 0;
+    for q in chars.get(align..).unwrap_or(&[]).chunks_exact(4) {
+        // Branch-free: whether a quad passes is data, not a pattern a predictor can learn.
+        let ok = (QUAD_TEXT[usize::from(q[0])] & FIRST)
+            & ((QUAD_TEXT[usize::from(q[1])] & SECOND) >> 1)
+            & ((QUAD_TEXT[usize::from(q[2])] & THIRD) >> 2);
+        ok_in_row = (ok_in_row + 1) * usize::from(ok);
+        if ok_in_row >= quads {
+            return true;
+        }
+    }
+    false
+}
+
+const FIRST: u8 = 1;
+const SECOND: u8 = 2;
+const THIRD: u8 = 4;
+/// Per char: the quad positions it may take in an encoding of text (see `may_be_text`).
+static QUAD_TEXT: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let v = TABLE[c];
+        if v != INVALID {
+            // Top six bits of a text byte: tab/LF/CR (0x08..=0x0F) or 0x20..=0x7F.
+            if v == 2 || v == 3 || (v >= 8 && v <= 31) {
+                t[c] |= FIRST;
+            }
+            // High nibble of the second byte: 0 (tab/LF/CR) or 2..=7.
+            let nib = v & 15;
+            if nib == 0 || (nib >= 2 && nib <= 7) {
+                t[c] |= SECOND;
+            }
+            // Top two bits of the third byte: 00 or 01.
+            if v & 2 == 0 {
+                t[c] |= THIRD;
+            }
+        }
+        c += 1;
+    }
+    t
+};
 
 /// Character index (within the compacted run) where decoded byte `d` starts.
 pub(crate) fn char_start(d: usize, align: usize) -> usize {
@@ -263,6 +269,45 @@ pub(crate) fn char_end(e: usize, align: usize) -> usize {
 mod tests {
     use super::*;
     use ::base64::Engine as _;
+
+    /// `may_be_text` is a necessary condition: whenever a decoding has a text run, it said
+    /// yes (random char strings, and encodings of text at every alignment and offset).
+    #[test]
+    fn may_be_text_never_rejects_a_decoding_with_text() {
+        let mut seed = 5u64;
+        let mut dec = Vec::new();
+        let mut rejected = 0;
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+        for case in 0..20_000usize {
+            let len = 4 + case % 60;
+            let chars: Vec<u8> = if case % 3 == 0 {
+                // Text encoded at a random offset inside random bytes.
+                let mut raw: Vec<u8> = (0..case % 7).map(|i| (i * 97) as u8).collect();
+                raw.extend_from_slice(&b"token: ghp_abcdefghij"[..8 + case % 13]);
+                let e = ::base64::engine::general_purpose::STANDARD_NO_PAD.encode(&raw);
+                e.into_bytes()
+            } else {
+                (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        alphabet[(seed >> 33) as usize % alphabet.len()]
+                    })
+                    .collect()
+            };
+            for align in 0..4 {
+                decode(&chars, align, &mut dec);
+                let text = crate::filter::has_text_run(&dec);
+                if !may_be_text(&chars, align) {
+                    assert!(!text, "{:?} align {align}", String::from_utf8_lossy(&chars));
+                    rejected += 1;
+                }
+            }
+        }
+        assert!(
+            rejected > 20_000,
+            "the check should dismiss most random runs: {rejected}"
+        );
+    }
 
     fn runs(s: &[u8]) -> Vec<Run> {
         let mut v = Vec::new();
@@ -304,7 +349,7 @@ mod tests {
 
     #[test]
     fn block_classifier_matches_bytewise_walk() {
-        assert!((0..=255u8).all(|b| valid_arith(b) == valid(b)));
+        assert!((0..=255u8).all(|b| vector::base64_scalar(b) == valid(b)));
         let mut seed = 7u64;
         for case in 0..3000 {
             let len = 1 + case * 7 % 700;

@@ -2,6 +2,7 @@
 //! (`\/`, `\"`, `\n`, `\uXXXX` with surrogate pairs, `\xHH`). Invalid escapes are kept verbatim.
 
 use super::PosMap;
+use crate::vector::{self, BLOCK};
 
 /// Whether `hay` contains anything `normalize` would change.
 pub(crate) fn needs_normalize(hay: &[u8], form: bool) -> bool {
@@ -20,19 +21,11 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
     map.clear_from(0);
     let mut changed = false;
     let mut pos = 0;
-    while pos < hay.len() {
-        let next = if form {
-            memchr::memchr3(b'\\', b'%', b'+', &hay[pos..])
-        } else {
-            memchr::memchr2(b'\\', b'%', &hay[pos..])
-        };
-        let Some(off) = next else {
-            out.extend_from_slice(&hay[pos..]);
-            break;
-        };
-        let i = pos + off;
+    let mut specials = Specials::new(hay, form);
+    while let Some(i) = specials.next_at_or_after(pos) {
         out.extend_from_slice(&hay[pos..i]);
-        let consumed = match hay[i] {
+        let c = hay[i];
+        let consumed = match c {
             b'+' => {
                 out.push(b' ');
                 1
@@ -50,35 +43,102 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
             _ => backslash(&hay[i..], out),
         };
         if consumed == 0 {
-            out.push(hay[i]);
+            out.push(c);
             pos = i + 1;
         } else {
             pos = i + consumed;
+            changed = true;
             if consumed > 1 {
-                changed = true;
                 map.push(out.len(), pos);
-            } else if hay[i] == b'+' {
-                changed = true;
             }
         }
     }
+    out.extend_from_slice(hay.get(pos..).unwrap_or(&[]));
     changed
 }
 
+/// Decoded byte of the two-byte escape `\c` (0 = not a two-byte escape): a table, since LLM
+/// JSON has one of these every ~80 bytes.
+static SIMPLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'n' as usize] = b'\n';
+    t[b't' as usize] = b'\t';
+    t[b'r' as usize] = b'\r';
+    t[b'b' as usize] = 0x08;
+    t[b'f' as usize] = 0x0c;
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'/' as usize] = b'/';
+    t[b'\'' as usize] = b'\'';
+    t
+};
+
+/// Escape starters (`\`, `%`, and `+` in a form) found a 64-byte block at a time: a block's mask
+/// is computed once and its bits consumed in order, so an escape every ~80 bytes (LLM JSON)
+/// costs a bit scan instead of a `memchr` call.
+struct Specials<'a> {
+    hay: &'a [u8],
+    form: bool,
+    /// Start of the block that `bits` describes.
+    block: usize,
+    bits: u64,
+}
+
+impl<'a> Specials<'a> {
+    fn new(hay: &'a [u8], form: bool) -> Self {
+        let mut s = Specials {
+            hay,
+            form,
+            block: 0,
+            bits: 0,
+        };
+        s.bits = s.mask_at(0);
+        s
+    }
+
+    /// Starter bits of the 64 bytes from `at` (none past the end of the view).
+    #[inline(always)]
+    fn mask_at(&self, at: usize) -> u64 {
+        vector::mask_from(self.hay, at, |block| self.starters(block))
+    }
+
+    #[inline(always)]
+    fn starters(&self, block: &[u8; BLOCK]) -> u64 {
+        let m = vector::eq2_mask(block, b'\\', b'%');
+        if self.form {
+            m | vector::eq2_mask(block, b'+', b'+')
+        } else {
+            m
+        }
+    }
+
+    /// The first starter at or after `pos`; `pos` only moves forward between calls.
+    #[inline(always)]
+    fn next_at_or_after(&mut self, pos: usize) -> Option<usize> {
+        if pos >= self.block + BLOCK {
+            self.block = pos;
+            self.bits = self.mask_at(pos);
+        } else if pos > self.block {
+            self.bits &= u64::MAX << (pos - self.block);
+        }
+        while self.bits == 0 {
+            self.block += BLOCK;
+            if self.block >= self.hay.len() {
+                return None;
+            }
+            self.bits = self.mask_at(self.block);
+        }
+        Some(self.block + self.bits.trailing_zeros() as usize)
+    }
+}
+
 /// Decodes one backslash escape at the start of `s`; returns bytes consumed (0 = not an escape).
+#[inline]
 fn backslash(s: &[u8], out: &mut Vec<u8>) -> usize {
     let Some(&c) = s.get(1) else { return 0 };
-    let simple = match c {
-        b'n' => Some(b'\n'),
-        b't' => Some(b'\t'),
-        b'r' => Some(b'\r'),
-        b'b' => Some(0x08),
-        b'f' => Some(0x0c),
-        b'/' | b'"' | b'\\' | b'\'' => Some(c),
-        _ => None,
-    };
-    if let Some(b) = simple {
-        out.push(b);
+    let simple = SIMPLE[usize::from(c)];
+    if simple != 0 {
+        out.push(simple);
         return 2;
     }
     match c {
@@ -121,14 +181,30 @@ fn hex4(s: Option<&[u8]>) -> Option<u32> {
         .try_fold(0u32, |acc, &b| Some(acc << 4 | u32::from(hexval(b)?)))
 }
 
+/// Value of a hex digit. A table, not a `match`: the run layer asks this of every byte of
+/// every base64/hex run.
+#[inline(always)]
 pub(crate) fn hexval(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    let v = HEX[usize::from(b)];
+    (v != NOT_HEX).then_some(v)
 }
+
+const NOT_HEX: u8 = 0xFF;
+static HEX: [u8; 256] = {
+    let mut t = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -139,6 +215,104 @@ mod tests {
         let mut map = PosMap::default();
         normalize(s.as_bytes(), form, &mut out, &mut map);
         (String::from_utf8_lossy(&out).into_owned(), map)
+    }
+
+    /// The byte-at-a-time reference the block-mask loop must agree with: same output, same
+    /// position map, same `changed`, on inputs dense with escapes of every kind and at every
+    /// offset relative to the 64-byte blocks.
+    fn normalize_ref(hay: &[u8], form: bool) -> (Vec<u8>, Vec<(u32, u32)>, bool) {
+        let mut out = Vec::new();
+        let mut points = Vec::new();
+        let mut changed = false;
+        let mut pos = 0;
+        while pos < hay.len() {
+            let c = hay[pos];
+            let consumed = match c {
+                b'+' if form => {
+                    out.push(b' ');
+                    1
+                }
+                b'%' => match (
+                    hay.get(pos + 1).and_then(|&b| hexval(b)),
+                    hay.get(pos + 2).and_then(|&b| hexval(b)),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        3
+                    }
+                    _ => 0,
+                },
+                b'\\' => backslash(&hay[pos..], &mut out),
+                _ => 0,
+            };
+            if consumed == 0 {
+                out.push(c);
+                pos += 1;
+            } else {
+                pos += consumed;
+                changed = true;
+                if consumed > 1 {
+                    points.push((out.len() as u32, pos as u32));
+                }
+            }
+        }
+        (out, points, changed)
+    }
+
+    #[test]
+    fn block_loop_matches_bytewise_reference() {
+        let pieces: &[&[u8]] = &[
+            b"\\n",
+            b"\\\"",
+            b"\\\\",
+            b"\\/",
+            b"\\u0041",
+            b"\\ud83d\\ude00",
+            b"\\x41",
+            b"\\q",
+            b"%41",
+            b"%4",
+            b"%zz",
+            b"+",
+            b"\\",
+            b"%",
+            b"abc",
+            b"0123456789abcdef0123456789",
+            b" ",
+            b"\xff",
+        ];
+        let mut seed = 11u64;
+        for case in 0..3000usize {
+            let mut hay = Vec::new();
+            let target = case % 400;
+            while hay.len() < target {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                hay.extend_from_slice(pieces[(seed >> 33) as usize % pieces.len()]);
+            }
+            for form in [false, true] {
+                let mut out = Vec::new();
+                let mut map = PosMap::default();
+                let changed = normalize(&hay, form, &mut out, &mut map);
+                let (want, points, want_changed) = normalize_ref(&hay, form);
+                assert_eq!(out, want, "case {case} form {form}");
+                assert_eq!(changed, want_changed, "case {case} form {form}");
+                assert_eq!(map.points[1..], points[..], "case {case} form {form}");
+                assert_eq!(map.map(out.len()), hay.len(), "case {case} form {form}");
+            }
+        }
+    }
+
+    #[test]
+    fn hex_table() {
+        for b in 0..=255u8 {
+            let want = match b {
+                b'0'..=b'9' => Some(b - b'0'),
+                b'a'..=b'f' => Some(b - b'a' + 10),
+                b'A'..=b'F' => Some(b - b'A' + 10),
+                _ => None,
+            };
+            assert_eq!(hexval(b), want, "{b:#x}");
+        }
     }
 
     #[test]

@@ -2,27 +2,83 @@
 //! one stray hex digit glued to it.
 
 use super::escape::hexval;
+use crate::filter::MIN_TEXT_RUN;
+use crate::vector::{self, BLOCK};
 
 /// Shortest hex run worth decoding (16 bytes of payload).
 pub(crate) const MIN_HEX: usize = 32;
 
 /// Maximal runs of hex digits of at least `MIN_HEX` chars inside `s`, as `(start, end)`.
+/// Found on 64-byte hex masks: most base64 runs (UUIDs, paths, identifiers) are shorter than
+/// `MIN_HEX` or mix in non-hex chars every few bytes, where a per-byte walk mispredicts.
 pub(crate) fn hex_subruns(s: &[u8], mut f: impl FnMut(usize, usize)) {
-    let mut i = 0;
-    while i < s.len() {
-        if hexval(s[i]).is_none() {
-            i += 1;
+    if s.len() < MIN_HEX {
+        return;
+    }
+    // Length of the hex run ending where the current block starts.
+    let mut carry = 0usize;
+    for base in (0..s.len()).step_by(BLOCK) {
+        // Bits past the end are clear: a run ends by the end of `s` at the latest.
+        let m = vector::mask_from(s, base, vector::hex_mask);
+        if m == u64::MAX {
+            carry += BLOCK;
             continue;
         }
-        let start = i;
-        while i < s.len() && hexval(s[i]).is_some() {
-            i += 1;
+        // The run the block starts with, joined to the one the previous blocks ended with.
+        let lead = m.trailing_ones() as usize;
+        if carry + lead >= MIN_HEX {
+            f(base - carry, base + lead);
         }
-        if i - start >= MIN_HEX {
-            f(start, i);
+        // Runs starting after it: bits that begin `MIN_HEX` ones in a row (base64 text has hex
+        // runs every few chars but almost never one of 32, so this is usually zero).
+        let mut starts = vector::run_starts(m, MIN_HEX as u32) & (u64::MAX << lead);
+        carry = 0;
+        while starts != 0 {
+            let start = starts.trailing_zeros() as usize;
+            let end = start + (m >> start).trailing_ones() as usize;
+            if end >= BLOCK {
+                carry = BLOCK - start;
+                break;
+            }
+            f(base + start, base + end);
+            starts &= u64::MAX.checked_shl(end as u32).unwrap_or(0);
+        }
+        if carry == 0 && starts == 0 {
+            carry = m.leading_ones() as usize;
         }
     }
+    if carry >= MIN_HEX {
+        f(s.len() - carry, s.len());
+    }
 }
+
+/// Whether decoding the hex digits `s[align..]` could yield `MIN_TEXT_RUN` consecutive text
+/// bytes: a text byte's high nibble is 0 (tab/LF/CR) or 2-7, so that many pairs in a row must
+/// start with such a digit. Git ids and digests fail it almost always (7/16 per pair).
+pub(crate) fn may_be_text(s: &[u8], align: usize) -> bool {
+    let mut in_row = 0;
+    for pair in s.get(align..).unwrap_or(&[]).chunks_exact(2) {
+        // Branch-free, as for base64: the pairs of a digest pass or fail at random.
+        let ok = TEXT_HIGH[usize::from(pair[0])] & u8::from(hexval(pair[1]).is_some());
+        in_row = (in_row + 1) * usize::from(ok);
+        if in_row >= MIN_TEXT_RUN {
+            return true;
+        }
+    }
+    false
+}
+
+/// 1 for the hex digits a text byte's high nibble can be (0, 2-7), else 0.
+static TEXT_HIGH: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let digits = *b"0234567";
+    let mut i = 0;
+    while i < digits.len() {
+        t[digits[i] as usize] = 1;
+        i += 1;
+    }
+    t
+};
 
 /// Decodes hex digits `s[align..]` (pairs) into `out`.
 pub(crate) fn decode(s: &[u8], align: usize, out: &mut Vec<u8>) {
@@ -38,6 +94,71 @@ pub(crate) fn decode(s: &[u8], align: usize, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn may_be_text_never_rejects_a_decoding_with_text() {
+        let mut seed = 9u64;
+        let mut dec = Vec::new();
+        let mut rejected = 0;
+        for case in 0..20_000usize {
+            let s: Vec<u8> = if case % 3 == 0 {
+                let text = &b"password=hunter2hunter2"[..8 + case % 15];
+                let mut h: String = (0..case % 3).map(|_| 'f').collect();
+                h.extend(text.iter().map(|b| format!("{b:02x}")));
+                h.into_bytes()
+            } else {
+                (0..32 + case % 40)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        b"0123456789abcdefABCDEF"[(seed >> 33) as usize % 22]
+                    })
+                    .collect()
+            };
+            for align in 0..2 {
+                decode(&s, align, &mut dec);
+                if !may_be_text(&s, align) {
+                    assert!(!crate::filter::has_text_run(&dec), "{s:?} {align}");
+                    rejected += 1;
+                }
+            }
+        }
+        assert!(rejected > 20_000, "{rejected}");
+    }
+
+    #[test]
+    fn subruns_match_a_bytewise_walk() {
+        let naive = |s: &[u8]| {
+            let mut v = Vec::new();
+            let mut i = 0;
+            while i < s.len() {
+                let a = i;
+                while i < s.len() && hexval(s[i]).is_some() {
+                    i += 1;
+                }
+                if i - a >= MIN_HEX {
+                    v.push((a, i));
+                }
+                i = i.max(a + 1);
+            }
+            v
+        };
+        let mut seed = 1u64;
+        for case in 0..5000usize {
+            let s: Vec<u8> = (0..case % 300)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    if (seed >> 40).is_multiple_of(2 + case as u64 % 70) {
+                        b"xZ-_/+g"[(seed >> 24) as usize % 7]
+                    } else {
+                        b"0123456789abcdefABCDEF"[(seed >> 24) as usize % 22]
+                    }
+                })
+                .collect();
+            let mut got = Vec::new();
+            hex_subruns(&s, |a, b| got.push((a, b)));
+            assert_eq!(got, naive(&s), "case {case}");
+        }
+    }
 
     #[test]
     fn both_alignments() {

@@ -2,7 +2,7 @@
 //! deeper, with the cheap checks that keep git ids, UUIDs and paths from costing a scan each.
 
 use super::{join, Hit};
-use crate::decode::{base64, escape, hex, PosMap};
+use crate::decode::{base64, hex, PosMap};
 use crate::engine::Engine;
 use crate::filter;
 
@@ -25,6 +25,9 @@ impl Engine {
             let chars = base64::compact(view, run, &mut chars_buf, &mut cmap);
             if plausible_base64(chars) {
                 for align in 0..4 {
+                    if self.text_only && !base64::may_be_text(chars, align) {
+                        continue;
+                    }
                     base64::decode(chars, align, &mut dec);
                     if dec.len() < MIN_DECODED || !self.may_hold_secret(&dec) {
                         continue;
@@ -48,6 +51,9 @@ impl Engine {
             }
             hex::hex_subruns(chars, |a, b| {
                 for align in 0..2 {
+                    if self.text_only && !hex::may_be_text(&chars[a..b], align) {
+                        continue;
+                    }
                     hex::decode(&chars[a..b], align, &mut dec);
                     if !self.may_hold_secret(&dec) {
                         continue;
@@ -83,17 +89,31 @@ impl Engine {
 /// not hex-and-dashes (UUIDs), and not mixing the two alphabets' extra characters (`/` with `-`,
 /// as in paths and URLs). Encoders emit one alphabet, so this loses nothing real.
 fn plausible_base64(chars: &[u8]) -> bool {
-    let (mut std_extra, mut url_extra, mut non_hex) = (false, false, false);
-    for &b in chars {
-        match b {
-            b'+' | b'/' => std_extra = true,
-            b'-' | b'_' => url_extra = true,
-            _ if escape::hexval(b).is_none() => non_hex = true,
-            _ => {}
-        }
-    }
-    non_hex && !(std_extra && url_extra)
+    let c = chars
+        .iter()
+        .fold(0u8, |acc, &b| acc | RUN_CLASS[usize::from(b)]);
+    c & NON_HEX != 0 && c & (STD_EXTRA | URL_EXTRA) != STD_EXTRA | URL_EXTRA
 }
+
+const STD_EXTRA: u8 = 1;
+const URL_EXTRA: u8 = 2;
+const NON_HEX: u8 = 4;
+/// Per byte: which of the `plausible_base64` facts it establishes (one OR per byte).
+static RUN_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b'+' | b'/' => STD_EXTRA,
+            b'-' | b'_' => URL_EXTRA,
+            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => 0,
+            _ => NON_HEX,
+        };
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -101,6 +121,18 @@ mod tests {
 
     /// The shortcut in `may_hold_secret` is only sound if every match a rule can report holds a
     /// printable run: checked on every example of every embedded rule.
+    #[test]
+    fn plausible_base64_cases() {
+        assert!(plausible_base64(b"dXNlcjpwYXNzd29yZA"));
+        assert!(plausible_base64(b"a+b/c0Z"));
+        assert!(plausible_base64(b"a-b_c0Z"));
+        assert!(!plausible_base64(
+            b"9fceb02d0ae598e95dc970b74767f19372d61af8"
+        ));
+        assert!(!plausible_base64(b"src/lib-name/x_y"));
+        assert!(!plausible_base64(b""));
+    }
+
     #[test]
     fn every_pack_example_match_has_a_text_run() {
         let e = Engine::builtin().unwrap();

@@ -1,0 +1,356 @@
+//! The scanner's vector code, in one place: byte-class bitmasks of 64-byte blocks (bit `i` of a
+//! mask says whether byte `i` belongs to the class) and the keyword prefilter's gram hashes,
+//! eight per 16-byte step. The run finders, the text-run test and the escape layer look at whole
+//! blocks through these masks, so the common case (prose, JSON, code: no long run, no escape
+//! nearby) costs a few vector compares per 16 bytes instead of a branch per byte.
+//!
+//! On x86_64 the masks come from SSE2, which every x86_64 CPU has, through `safe_arch` (the
+//! intrinsics behind safe signatures, compiled in only when the build targets the feature), so
+//! this crate keeps `unsafe_code = forbid`. Other targets use the scalar twins, which the tests
+//! check the vector code against, byte value by byte value (only the x86_64 build is exercised
+//! here).
+
+/// Bytes per block (one bit each in a `u64`).
+pub(crate) const BLOCK: usize = 64;
+
+/// `mask` of the 64 bytes of `hay` from `pos`; bytes past the end are zero, which no class
+/// holds, so their bits are clear. A whole block is classified in place, only the tail copied.
+#[inline(always)]
+pub(crate) fn mask_from(hay: &[u8], pos: usize, mask: impl Fn(&[u8; BLOCK]) -> u64) -> u64 {
+    match hay
+        .get(pos..pos + BLOCK)
+        .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
+    {
+        Some(block) => mask(block),
+        None => {
+            let mut block = [0u8; BLOCK];
+            let tail = hay.get(pos..).unwrap_or(&[]);
+            block[..tail.len()].copy_from_slice(tail);
+            mask(&block)
+        }
+    }
+}
+
+/// Bits `j` of `m` such that bits `j..j + n` are all set (`1 <= n <= 64`): runs of set bits
+/// are measured by doubling (`r & r >> len` holds runs of `2 * len`), then topped up to `n`.
+/// With a constant `n` this unrolls to a handful of shifts.
+#[inline(always)]
+pub(crate) fn run_starts(m: u64, n: u32) -> u64 {
+    let mut r = m;
+    let mut len = 1;
+    while len * 2 <= n {
+        r &= r >> len;
+        len *= 2;
+    }
+    if len < n {
+        r &= r >> (n - len);
+    }
+    r
+}
+
+/// Base64 characters of either alphabet: `A-Z a-z 0-9 + / - _`.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn base64_scalar(b: u8) -> bool {
+    (b.wrapping_sub(b'0') < 10)
+        | ((b | 0x20).wrapping_sub(b'a') < 26)
+        | (b == b'+')
+        | (b == b'/')
+        | (b == b'-')
+        | (b == b'_')
+}
+
+/// Bit `i` set when `block[i]` is a base64 character.
+#[inline(always)]
+pub(crate) fn base64_mask(block: &[u8; BLOCK]) -> u64 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::base64_mask(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar_mask(block, base64_scalar)
+    }
+}
+
+/// Hex digits `0-9 a-f A-F`.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn hex_scalar(b: u8) -> bool {
+    (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 6)
+}
+
+/// Bit `i` set when `block[i]` is a hex digit.
+#[inline(always)]
+pub(crate) fn hex_mask(block: &[u8; BLOCK]) -> u64 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::hex_mask(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar_mask(block, hex_scalar)
+    }
+}
+
+/// Printable ASCII (space..`~`) and tab, LF, CR: what decoded text is made of.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn text_scalar(b: u8) -> bool {
+    (b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == b'\n') | (b == b'\r')
+}
+
+/// Bit `i` set when `block[i]` is text (`text_scalar`).
+#[inline(always)]
+pub(crate) fn text_mask(block: &[u8; BLOCK]) -> u64 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::text_mask(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar_mask(block, text_scalar)
+    }
+}
+
+/// Bit `i` set when `block[i]` is one of `a`, `b` (e.g. the escape starters `\` and `%`).
+#[inline(always)]
+pub(crate) fn eq2_mask(block: &[u8; BLOCK], a: u8, b: u8) -> u64 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::eq2_mask(block, a, b)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar_mask(block, |x| x == a || x == b)
+    }
+}
+
+/// Hash of the 3-gram `b0 b1 b2` into 15 bits, from 16-bit multiplies so that eight of them
+/// fit one SSE2 vector (the keyword prefilter's table index). Every input bit reaches the
+/// index; only speed depends on how evenly text spreads over the slots.
+#[inline(always)]
+pub(crate) fn gram_hash(b0: u8, b1: u8, b2: u8) -> usize {
+    let x = u16::from_le_bytes([b0, b1]) ^ u16::from(b2).wrapping_mul(GRAM_MIX);
+    usize::from(x.wrapping_mul(GRAM_MUL) >> 1)
+}
+
+const GRAM_MIX: u16 = 0x5BD1;
+const GRAM_MUL: u16 = 0x9E37;
+
+/// `gram_hash` of the grams starting at the even offsets `0, 2, .., 14` of `chunk`.
+#[inline(always)]
+pub(crate) fn even_gram_hashes(chunk: &[u8; 18]) -> [u16; 8] {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::even_gram_hashes(chunk)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        std::array::from_fn(|k| gram_hash(chunk[2 * k], chunk[2 * k + 1], chunk[2 * k + 2]) as u16)
+    }
+}
+
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+fn scalar_mask(block: &[u8; BLOCK], class: impl Fn(u8) -> bool) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, &b)| m | (u64::from(class(b)) << i))
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2 {
+    use safe_arch::{
+        bitand_m128i, bitandnot_m128i, bitor_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i,
+        cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i, load_unaligned_m128i, m128i,
+        move_mask_i8_m128i, mul_i16_keep_low_m128i, set_splat_i16_m128i, set_splat_i8_m128i,
+        shr_imm_u16_m128i,
+    };
+
+    use super::BLOCK;
+
+    #[inline(always)]
+    fn load(block: &[u8; BLOCK], at: usize) -> m128i {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&block[at..at + 16]);
+        load_unaligned_m128i(&b)
+    }
+
+    #[inline(always)]
+    fn splat(b: u8) -> m128i {
+        set_splat_i8_m128i(i8::from_ne_bytes([b]))
+    }
+
+    /// `lo <= v <= hi` per byte, for `lo`/`hi` below 0x80 (bytes >= 0x80 compare as negative,
+    /// so they are never in range).
+    #[inline(always)]
+    fn in_range(v: m128i, lo: u8, hi: u8) -> m128i {
+        bitand_m128i(
+            cmp_gt_mask_i8_m128i(v, splat(lo - 1)),
+            cmp_lt_mask_i8_m128i(v, splat(hi + 1)),
+        )
+    }
+
+    #[inline(always)]
+    fn movemask(v: m128i) -> u64 {
+        u64::from(u32::from_ne_bytes(move_mask_i8_m128i(v).to_ne_bytes()) & 0xFFFF)
+    }
+
+    #[inline(always)]
+    pub(super) fn base64_mask(block: &[u8; BLOCK]) -> u64 {
+        let mut m = 0u64;
+        for k in 0..BLOCK / 16 {
+            let v = load(block, 16 * k);
+            // `b | 0x20` folds upper case onto lower case; only letters land in `a..=z`.
+            let letters = in_range(bitor_m128i(v, splat(0x20)), b'a', b'z');
+            // `+ , - . / 0-9` minus `,` and `.`; then `_`.
+            let comma_dot = bitor_m128i(
+                cmp_eq_mask_i8_m128i(v, splat(b',')),
+                cmp_eq_mask_i8_m128i(v, splat(b'.')),
+            );
+            let digits_sym = bitandnot_m128i(comma_dot, in_range(v, b'+', b'9'));
+            let any = bitor_m128i(
+                bitor_m128i(letters, digits_sym),
+                cmp_eq_mask_i8_m128i(v, splat(b'_')),
+            );
+            m |= movemask(any) << (16 * k);
+        }
+        m
+    }
+
+    #[inline(always)]
+    pub(super) fn eq2_mask(block: &[u8; BLOCK], a: u8, b: u8) -> u64 {
+        let mut m = 0u64;
+        for k in 0..BLOCK / 16 {
+            let v = load(block, 16 * k);
+            let any = bitor_m128i(
+                cmp_eq_mask_i8_m128i(v, splat(a)),
+                cmp_eq_mask_i8_m128i(v, splat(b)),
+            );
+            m |= movemask(any) << (16 * k);
+        }
+        m
+    }
+    #[inline(always)]
+    pub(super) fn hex_mask(block: &[u8; BLOCK]) -> u64 {
+        let mut m = 0u64;
+        for k in 0..BLOCK / 16 {
+            let v = load(block, 16 * k);
+            let any = bitor_m128i(
+                in_range(v, b'0', b'9'),
+                in_range(bitor_m128i(v, splat(0x20)), b'a', b'f'),
+            );
+            m |= movemask(any) << (16 * k);
+        }
+        m
+    }
+
+    #[inline(always)]
+    pub(super) fn text_mask(block: &[u8; BLOCK]) -> u64 {
+        let mut m = 0u64;
+        for k in 0..BLOCK / 16 {
+            let v = load(block, 16 * k);
+            let controls = bitor_m128i(
+                bitor_m128i(
+                    cmp_eq_mask_i8_m128i(v, splat(b'\t')),
+                    cmp_eq_mask_i8_m128i(v, splat(b'\n')),
+                ),
+                cmp_eq_mask_i8_m128i(v, splat(b'\r')),
+            );
+            let any = bitor_m128i(in_range(v, 0x20, 0x7e), controls);
+            m |= movemask(any) << (16 * k);
+        }
+        m
+    }
+
+    /// Eight even-position grams per vector: 16-bit lane `k` of bytes `0..16` holds a gram's
+    /// first two bytes, the low byte of lane `k` of bytes `2..18` its third.
+    #[inline(always)]
+    pub(super) fn even_gram_hashes(chunk: &[u8; 18]) -> [u16; 8] {
+        let mut a = [0u8; 16];
+        let mut b = [0u8; 16];
+        a.copy_from_slice(&chunk[0..16]);
+        b.copy_from_slice(&chunk[2..18]);
+        let (v, w) = (load_unaligned_m128i(&a), load_unaligned_m128i(&b));
+        let third = bitand_m128i(w, set_splat_i16_m128i(0x00FF));
+        let mix = mul_i16_keep_low_m128i(
+            third,
+            set_splat_i16_m128i(i16::from_ne_bytes(super::GRAM_MIX.to_ne_bytes())),
+        );
+        let x = bitxor_m128i(v, mix);
+        let h = mul_i16_keep_low_m128i(
+            x,
+            set_splat_i16_m128i(i16::from_ne_bytes(super::GRAM_MUL.to_ne_bytes())),
+        );
+        shr_imm_u16_m128i::<1>(h).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte value at every position of a block, against the scalar definition.
+    #[test]
+    fn vector_masks_match_scalar_for_every_byte_at_every_position() {
+        for v in 0..=255u8 {
+            for pos in 0..BLOCK {
+                let mut block = [b' '; BLOCK];
+                block[pos] = v;
+                let want = scalar_mask(&block, base64_scalar);
+                assert_eq!(base64_mask(&block), want, "byte {v:#x} at {pos}");
+                assert_eq!(text_mask(&block), scalar_mask(&block, text_scalar));
+                assert_eq!(hex_mask(&block), scalar_mask(&block, hex_scalar));
+                let want = scalar_mask(&block, |x| x == b'\\' || x == b'%');
+                assert_eq!(eq2_mask(&block, b'\\', b'%'), want, "byte {v:#x} at {pos}");
+            }
+        }
+        let block: [u8; BLOCK] = std::array::from_fn(|i| (i * 37 + 11) as u8);
+        assert_eq!(base64_mask(&block), scalar_mask(&block, base64_scalar));
+    }
+
+    #[test]
+    fn vector_gram_hashes_match_scalar() {
+        let mut seed = 1u64;
+        for _ in 0..20_000 {
+            let chunk: [u8; 18] = std::array::from_fn(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 56) as u8
+            });
+            let want: [u16; 8] = std::array::from_fn(|k| {
+                gram_hash(chunk[2 * k], chunk[2 * k + 1], chunk[2 * k + 2]) as u16
+            });
+            assert_eq!(even_gram_hashes(&chunk), want);
+        }
+        assert!((0..=255u8).all(|b| gram_hash(b, 0xFF, b) < 1 << 15));
+    }
+
+    #[test]
+    fn run_starts_match_a_bitwise_count() {
+        let mut seed = 9u64;
+        for _ in 0..2000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            // Dense masks, so long runs occur.
+            let m = seed | seed.rotate_left(7) | seed.rotate_left(19);
+            for n in 1..=64u32 {
+                let want = (0..64u32)
+                    .filter(|&j| j + n <= 64 && (j..j + n).all(|b| m >> b & 1 == 1))
+                    .fold(0u64, |acc, j| acc | 1 << j);
+                assert_eq!(run_starts(m, n), want, "{m:#x} n={n}");
+            }
+        }
+        assert_eq!(run_starts(u64::MAX, 64), 1);
+    }
+
+    #[test]
+    fn base64_class_is_both_alphabets() {
+        let chars = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+        for b in 0..=255u8 {
+            assert_eq!(base64_scalar(b), chars.contains(&b), "{b:#x}");
+        }
+    }
+}
