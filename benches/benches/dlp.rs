@@ -8,6 +8,11 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dlp_rules::{BodyContext, Engine, Finding};
 
+/// The proxy's allocator (see proxy/src/main.rs), so the numbers are the proxy's: with glibc
+/// malloc the scan's large per-round buffers go back to the kernel and page-fault on reuse.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const SIZE: usize = 1 << 20;
 const CHUNK: usize = 64 << 10;
 
