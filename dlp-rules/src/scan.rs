@@ -44,12 +44,21 @@ impl Engine {
         let mut v2 = Vec::new();
         let mut m2 = PosMap::default();
         let mut layers = 0;
-        if escape::needs_normalize(hay, form) && escape::normalize(hay, form, &mut v1, &mut m1) {
-            layers = 1;
-            if escape::needs_normalize(&v1, false)
-                && escape::normalize(&v1, false, &mut v2, &mut m2)
-            {
-                layers = 2;
+        // Whether the raw view / the once-decoded view hold a `%` at all (known only when the
+        // escape layer ran; it is not consulted otherwise).
+        let (mut pct_raw, mut pct_v1) = (false, false);
+        if escape::needs_normalize(hay, form) {
+            let n1 = escape::normalize_with(hay, form, &mut v1, &mut m1);
+            pct_raw = n1.percent;
+            if n1.changed {
+                layers = 1;
+                if escape::needs_normalize(&v1, false) {
+                    let n2 = escape::normalize_with(&v1, false, &mut v2, &mut m2);
+                    pct_v1 = n2.percent;
+                    if n2.changed {
+                        layers = 2;
+                    }
+                }
             }
         }
         let view: &[u8] = match layers {
@@ -90,7 +99,10 @@ impl Engine {
                 } else {
                     (ws, we)
                 };
-                if layers == 2 && e1 - s1 != we - ws && memchr::memchr(b'%', &v1[s1..e1]).is_some()
+                if layers == 2
+                    && e1 - s1 != we - ws
+                    && pct_v1
+                    && memchr::memchr(b'%', &v1[s1..e1]).is_some()
                 {
                     let mut mid = Vec::new();
                     self.run_gated(&mut gated_v1, r, &v1, s1, e1, &mut mid);
@@ -105,7 +117,7 @@ impl Engine {
                 // escapes are not how anyone writes a credential pattern.
                 // In a form, `+` became a space: a secret whose alphabet holds `+` (AWS secret
                 // keys, base64 material) only matches the raw bytes.
-                let pct = memchr::memchr(b'%', &hay[s0..e0]).is_some();
+                let pct = pct_raw && memchr::memchr(b'%', &hay[s0..e0]).is_some();
                 let plus = form && memchr::memchr(b'+', &hay[s0..e0]).is_some();
                 if plus || (pct && (e0 - s0 != e1 - s1 || (layers == 2 && e1 - s1 != we - ws))) {
                     self.run_gated(&mut gated_raw, r, hay, s0, e0, out);

@@ -15,7 +15,30 @@ pub(crate) fn needs_normalize(hay: &[u8], form: bool) -> bool {
 
 /// Decodes `hay` into `out` (cleared first), recording re-alignment points in `map`.
 /// Returns whether any escape was decoded.
+#[cfg(test)]
 pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut PosMap) -> bool {
+    normalize_with(hay, form, out, map).changed
+}
+
+/// What `normalize_with` learned about its input on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Normalized {
+    /// Some escape was decoded (the output differs from the input).
+    pub changed: bool,
+    /// The input holds a `%` (decoded or not). Every `%` is an escape starter the loop visits,
+    /// and no escape consumes one, so this costs nothing and spares the scanner a `memchr` per
+    /// confirmation window when it asks whether a window's raw bytes were percent-encoded.
+    pub percent: bool,
+}
+
+/// `normalize`, also reporting whether the input holds a `%`.
+pub(crate) fn normalize_with(
+    hay: &[u8],
+    form: bool,
+    out: &mut Vec<u8>,
+    map: &mut PosMap,
+) -> Normalized {
+    let mut percent = false;
     out.clear();
     out.reserve(hay.len());
     map.clear_from(0);
@@ -30,16 +53,19 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
                 out.push(b' ');
                 1
             }
-            b'%' => match (
-                hay.get(i + 1).and_then(|&b| hexval(b)),
-                hay.get(i + 2).and_then(|&b| hexval(b)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    3
+            b'%' => {
+                percent = true;
+                match (
+                    hay.get(i + 1).and_then(|&b| hexval(b)),
+                    hay.get(i + 2).and_then(|&b| hexval(b)),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        3
+                    }
+                    _ => 0,
                 }
-                _ => 0,
-            },
+            }
             _ => backslash(&hay[i..], out),
         };
         if consumed == 0 {
@@ -54,7 +80,7 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
         }
     }
     out.extend_from_slice(hay.get(pos..).unwrap_or(&[]));
-    changed
+    Normalized { changed, percent }
 }
 
 /// Decoded byte of the two-byte escape `\c` (0 = not a two-byte escape): a table, since LLM
@@ -292,7 +318,9 @@ mod tests {
             for form in [false, true] {
                 let mut out = Vec::new();
                 let mut map = PosMap::default();
-                let changed = normalize(&hay, form, &mut out, &mut map);
+                let Normalized { changed, percent } =
+                    normalize_with(&hay, form, &mut out, &mut map);
+                assert_eq!(percent, hay.contains(&b'%'), "case {case} form {form}");
                 let (want, points, want_changed) = normalize_ref(&hay, form);
                 assert_eq!(out, want, "case {case} form {form}");
                 assert_eq!(changed, want_changed, "case {case} form {form}");
