@@ -198,11 +198,17 @@ mod sse2 {
         u64::from(u32::from_ne_bytes(move_mask_i8_m128i(v).to_ne_bytes()) & 0xFFFF)
     }
 
+    /// The 64-bit mask of a block: `class` marks the bytes of each 16-byte lane.
+    #[inline(always)]
+    fn block_mask(block: &[u8; BLOCK], class: impl Fn(m128i) -> m128i) -> u64 {
+        (0..BLOCK / 16).fold(0u64, |m, k| {
+            m | movemask(class(load(block, 16 * k))) << (16 * k)
+        })
+    }
+
     #[inline(always)]
     pub(super) fn base64_mask(block: &[u8; BLOCK]) -> u64 {
-        let mut m = 0u64;
-        for k in 0..BLOCK / 16 {
-            let v = load(block, 16 * k);
+        block_mask(block, |v| {
             // `b | 0x20` folds upper case onto lower case; only letters land in `a..=z`.
             let letters = in_range(bitor_m128i(v, splat(0x20)), b'a', b'z');
             // `+ , - . / 0-9` minus `,` and `.`; then `_`.
@@ -211,47 +217,36 @@ mod sse2 {
                 cmp_eq_mask_i8_m128i(v, splat(b'.')),
             );
             let digits_sym = bitandnot_m128i(comma_dot, in_range(v, b'+', b'9'));
-            let any = bitor_m128i(
+            bitor_m128i(
                 bitor_m128i(letters, digits_sym),
                 cmp_eq_mask_i8_m128i(v, splat(b'_')),
-            );
-            m |= movemask(any) << (16 * k);
-        }
-        m
+            )
+        })
     }
 
     #[inline(always)]
     pub(super) fn eq2_mask(block: &[u8; BLOCK], a: u8, b: u8) -> u64 {
-        let mut m = 0u64;
-        for k in 0..BLOCK / 16 {
-            let v = load(block, 16 * k);
-            let any = bitor_m128i(
+        block_mask(block, |v| {
+            bitor_m128i(
                 cmp_eq_mask_i8_m128i(v, splat(a)),
                 cmp_eq_mask_i8_m128i(v, splat(b)),
-            );
-            m |= movemask(any) << (16 * k);
-        }
-        m
+            )
+        })
     }
+
     #[inline(always)]
     pub(super) fn hex_mask(block: &[u8; BLOCK]) -> u64 {
-        let mut m = 0u64;
-        for k in 0..BLOCK / 16 {
-            let v = load(block, 16 * k);
-            let any = bitor_m128i(
+        block_mask(block, |v| {
+            bitor_m128i(
                 in_range(v, b'0', b'9'),
                 in_range(bitor_m128i(v, splat(0x20)), b'a', b'f'),
-            );
-            m |= movemask(any) << (16 * k);
-        }
-        m
+            )
+        })
     }
 
     #[inline(always)]
     pub(super) fn text_mask(block: &[u8; BLOCK]) -> u64 {
-        let mut m = 0u64;
-        for k in 0..BLOCK / 16 {
-            let v = load(block, 16 * k);
+        block_mask(block, |v| {
             let controls = bitor_m128i(
                 bitor_m128i(
                     cmp_eq_mask_i8_m128i(v, splat(b'\t')),
@@ -259,10 +254,8 @@ mod sse2 {
                 ),
                 cmp_eq_mask_i8_m128i(v, splat(b'\r')),
             );
-            let any = bitor_m128i(in_range(v, 0x20, 0x7e), controls);
-            m |= movemask(any) << (16 * k);
-        }
-        m
+            bitor_m128i(in_range(v, 0x20, 0x7e), controls)
+        })
     }
 
     /// Eight even-position grams per vector: 16-bit lane `k` of bytes `0..16` holds a gram's
