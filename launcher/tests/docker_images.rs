@@ -13,10 +13,11 @@ mod support;
 
 use std::collections::HashMap;
 
-use bollard::image::{CreateImageOptions, ListImagesOptions};
+use bollard::image::ListImagesOptions;
 use bollard::Docker;
-use futures_util::StreamExt;
-use launcher::docker::images::{ensure_imported, remove_older_images, tag_for, IMAGE_LABEL};
+use launcher::docker::images::{
+    ensure_imported, import_tagged, remove_older_images, tag_for, IMAGE_LABEL,
+};
 use launcher::docker::rootfs::Rootfs;
 
 const REPO: &str = "claude-bottle-test/imports";
@@ -92,26 +93,6 @@ async fn an_import_replaces_older_images_and_concurrent_imports_leave_one() {
     docker.remove_image(&current, None, None).await.unwrap();
 }
 
-/// What another launcher process does: a plain import of `tar` under its tag (no lock shared
-/// with this process). Returns the id the tag names afterwards.
-async fn import_elsewhere(docker: &Docker, repo: &str, tar: &[u8]) -> String {
-    let tag = tag_for(repo, tar);
-    let (name, version) = tag.split_once(':').unwrap();
-    let label = format!("LABEL {IMAGE_LABEL}={repo}");
-    let options = CreateImageOptions {
-        from_src: "-".to_owned(),
-        repo: name.to_owned(),
-        tag: version.to_owned(),
-        changes: vec![label.as_str()],
-        ..Default::default()
-    };
-    let mut stream = docker.create_image(Some(options), Some(tar.to_vec().into()), None);
-    while let Some(item) = stream.next().await {
-        item.unwrap();
-    }
-    docker.inspect_image(&tag).await.unwrap().id.unwrap()
-}
-
 /// The interleaving of two launcher processes that once failed both bottles: A imports, B imports
 /// the same tag (A's image is now dangling), then A cleans up keeping the id it imported. The tag
 /// must still name an image afterwards, and B's cleanup then removes A's leftover.
@@ -124,8 +105,9 @@ async fn a_cleanup_racing_another_process_import_keeps_the_tagged_image() {
     const RACED: &str = "claude-bottle-test/imports-raced";
     let image = tar(&format!("raced {}", std::process::id()));
     let tag = tag_for(RACED, &image);
-    let a = import_elsewhere(&docker, RACED, &image).await;
-    let b = import_elsewhere(&docker, RACED, &image).await;
+    // Plain imports, as two launcher processes make them (the in-process lock reaches neither).
+    let a = import_tagged(&docker, RACED, image.clone()).await.unwrap();
+    let b = import_tagged(&docker, RACED, image.clone()).await.unwrap();
     assert_ne!(
         a, b,
         "the daemon deduplicated the import; the race cannot be staged"

@@ -82,11 +82,24 @@ pub async fn ensure_imported(
     if docker.inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
-    let (name, version) = tag.split_once(':').unwrap_or((repo, "latest"));
-    let label = format!("LABEL {IMAGE_LABEL}={name}");
+    let id = import_tagged(docker, repo, tar).await?;
+    remove_older_images(docker, repo, &id).await;
+    Ok(tag)
+}
+
+/// Imports `tar` as `repo:<hash>`, labelled with `repo`, with no lock and no cleanup (what
+/// `ensure_imported` does once it holds the lock). Returns the id the tag names afterwards.
+pub async fn import_tagged(
+    docker: &Docker,
+    repo: &str,
+    tar: Vec<u8>,
+) -> Result<String, DockerError> {
+    let tag = tag_for(repo, &tar);
+    let version = tag.rsplit_once(':').map_or("latest", |(_, v)| v);
+    let label = format!("LABEL {IMAGE_LABEL}={repo}");
     let options = CreateImageOptions {
         from_src: "-".to_owned(),
-        repo: name.to_owned(),
+        repo: repo.to_owned(),
         tag: version.to_owned(),
         changes: vec![label.as_str()],
         ..Default::default()
@@ -101,8 +114,7 @@ pub async fn ensure_imported(
         .map_err(DockerError::api(format!(
             "image {tag} missing after import"
         )))?;
-    remove_older_images(docker, name, current.id.as_deref().unwrap_or_default()).await;
-    Ok(tag)
+    Ok(current.id.unwrap_or_default())
 }
 
 /// Best effort: removes every image of `repo` (labelled with it, dangling ones included, or named
