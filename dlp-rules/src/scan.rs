@@ -48,12 +48,12 @@ impl Engine {
         // escape layer ran; it is not consulted otherwise).
         let (mut pct_raw, mut pct_v1) = (false, false);
         if escape::needs_normalize(hay, form) {
-            let n1 = escape::normalize_with(hay, form, &mut v1, &mut m1);
+            let n1 = escape::normalize(hay, form, &mut v1, &mut m1);
             pct_raw = n1.percent;
             if n1.changed {
                 layers = 1;
                 if escape::needs_normalize(&v1, false) {
-                    let n2 = escape::normalize_with(&v1, false, &mut v2, &mut m2);
+                    let n2 = escape::normalize(&v1, false, &mut v2, &mut m2);
                     pct_v1 = n2.percent;
                     if n2.changed {
                         layers = 2;

@@ -13,14 +13,7 @@ pub(crate) fn needs_normalize(hay: &[u8], form: bool) -> bool {
     }
 }
 
-/// Decodes `hay` into `out` (cleared first), recording re-alignment points in `map`.
-/// Returns whether any escape was decoded.
-#[cfg(test)]
-pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut PosMap) -> bool {
-    normalize_with(hay, form, out, map).changed
-}
-
-/// What `normalize_with` learned about its input on the way.
+/// What `normalize` learned about its input on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Normalized {
     /// Some escape was decoded (the output differs from the input).
@@ -31,13 +24,8 @@ pub(crate) struct Normalized {
     pub percent: bool,
 }
 
-/// `normalize`, also reporting whether the input holds a `%`.
-pub(crate) fn normalize_with(
-    hay: &[u8],
-    form: bool,
-    out: &mut Vec<u8>,
-    map: &mut PosMap,
-) -> Normalized {
+/// Decodes `hay` into `out` (cleared first), recording re-alignment points in `map`.
+pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut PosMap) -> Normalized {
     let mut percent = false;
     out.clear();
     out.reserve(hay.len());
@@ -318,8 +306,7 @@ mod tests {
             for form in [false, true] {
                 let mut out = Vec::new();
                 let mut map = PosMap::default();
-                let Normalized { changed, percent } =
-                    normalize_with(&hay, form, &mut out, &mut map);
+                let Normalized { changed, percent } = normalize(&hay, form, &mut out, &mut map);
                 assert_eq!(percent, hay.contains(&b'%'), "case {case} form {form}");
                 let (want, points, want_changed) = normalize_ref(&hay, form);
                 assert_eq!(out, want, "case {case} form {form}");

@@ -119,8 +119,6 @@ static RUN_CLASS: [u8; 256] = {
 mod tests {
     use super::*;
 
-    /// The shortcut in `may_hold_secret` is only sound if every match a rule can report holds a
-    /// printable run: checked on every example of every embedded rule.
     #[test]
     fn plausible_base64_cases() {
         assert!(plausible_base64(b"dXNlcjpwYXNzd29yZA"));
@@ -133,6 +131,8 @@ mod tests {
         assert!(!plausible_base64(b""));
     }
 
+    /// The shortcut in `may_hold_secret` is only sound if every match a rule can report holds a
+    /// printable run: checked on every example of every embedded rule.
     #[test]
     fn every_pack_example_match_has_a_text_run() {
         let e = Engine::builtin().unwrap();
