@@ -132,19 +132,14 @@ mod tests {
                 run >= MIN_TEXT_RUN
             })
         };
-        let mut seed = 3u64;
+        let mut rng = crate::testgen::Lcg::new(3);
         for case in 0..4000usize {
-            let len = case % 300;
-            let s: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    if (seed >> 40).is_multiple_of(2 + case as u64 % 9) {
-                        0x80 | (seed >> 20) as u8
-                    } else {
-                        b"a ~\t\n\r0Z"[(seed >> 24) as usize % 8]
-                    }
-                })
-                .collect();
+            let s = rng.sparse(
+                case % 300,
+                2 + case as u64 % 9,
+                b"\x80\xa7\xc3\xe2\xff",
+                b"a ~\t\n\r0Z",
+            );
             assert_eq!(has_text_run(&s), naive(&s), "case {case}: {s:?}");
         }
     }

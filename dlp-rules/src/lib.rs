@@ -17,6 +17,8 @@ mod required;
 mod rule;
 mod scan;
 mod stream;
+#[cfg(test)]
+mod testgen;
 mod validate;
 mod vector;
 

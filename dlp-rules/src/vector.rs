@@ -306,14 +306,9 @@ mod tests {
 
     #[test]
     fn vector_gram_hashes_match_scalar() {
-        let mut seed = 1u64;
+        let mut rng = crate::testgen::Lcg::new(1);
         for _ in 0..20_000 {
-            let chunk: [u8; 18] = std::array::from_fn(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (seed >> 56) as u8
-            });
+            let chunk: [u8; 18] = std::array::from_fn(|_| (rng.next() >> 56) as u8);
             let want: [u16; 8] = std::array::from_fn(|k| {
                 gram_hash(chunk[2 * k], chunk[2 * k + 1], chunk[2 * k + 2]) as u16
             });
@@ -324,9 +319,9 @@ mod tests {
 
     #[test]
     fn run_starts_match_a_bitwise_count() {
-        let mut seed = 9u64;
+        let mut rng = crate::testgen::Lcg::new(9);
         for _ in 0..2000 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let seed = rng.next();
             // Dense masks, so long runs occur.
             let m = seed | seed.rotate_left(7) | seed.rotate_left(19);
             for n in 1..=64u32 {

@@ -274,7 +274,7 @@ mod tests {
     /// yes (random char strings, and encodings of text at every alignment and offset).
     #[test]
     fn may_be_text_never_rejects_a_decoding_with_text() {
-        let mut seed = 5u64;
+        let mut rng = crate::testgen::Lcg::new(5);
         let mut dec = Vec::new();
         let mut rejected = 0;
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
@@ -287,12 +287,7 @@ mod tests {
                 let e = ::base64::engine::general_purpose::STANDARD_NO_PAD.encode(&raw);
                 e.into_bytes()
             } else {
-                (0..len)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        alphabet[(seed >> 33) as usize % alphabet.len()]
-                    })
-                    .collect()
+                (0..len).map(|_| rng.pick(alphabet)).collect()
             };
             for align in 0..4 {
                 decode(&chars, align, &mut dec);
@@ -350,20 +345,15 @@ mod tests {
     #[test]
     fn block_classifier_matches_bytewise_walk() {
         assert!((0..=255u8).all(|b| vector::base64_scalar(b) == valid(b)));
-        let mut seed = 7u64;
+        let mut rng = crate::testgen::Lcg::new(7);
         for case in 0..3000 {
-            let len = 1 + case * 7 % 700;
-            let s: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    // Mostly base64 chars with sparse delimiters, so runs of every length occur.
-                    if (seed >> 40).is_multiple_of(2 + case as u64 % 30) {
-                        b" \"=.:"[(seed >> 20) as usize % 5]
-                    } else {
-                        b"aZ09+/-_Q"[(seed >> 24) as usize % 9]
-                    }
-                })
-                .collect();
+            // Mostly base64 chars with sparse delimiters, so runs of every length occur.
+            let s = rng.sparse(
+                1 + case * 7 % 700,
+                2 + case as u64 % 30,
+                b" \"=.:",
+                b"aZ09+/-_Q",
+            );
             let got: Vec<_> = runs(&s).iter().map(|r| (r.start, r.end)).collect();
             assert_eq!(got, naive_runs(&s), "case {case}");
         }

@@ -295,13 +295,12 @@ mod tests {
             b" ",
             b"\xff",
         ];
-        let mut seed = 11u64;
+        let mut rng = crate::testgen::Lcg::new(11);
         for case in 0..3000usize {
             let mut hay = Vec::new();
             let target = case % 400;
             while hay.len() < target {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                hay.extend_from_slice(pieces[(seed >> 33) as usize % pieces.len()]);
+                hay.extend_from_slice(rng.pick(pieces));
             }
             for form in [false, true] {
                 let mut out = Vec::new();

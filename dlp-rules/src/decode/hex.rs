@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn may_be_text_never_rejects_a_decoding_with_text() {
-        let mut seed = 9u64;
+        let mut rng = crate::testgen::Lcg::new(9);
         let mut dec = Vec::new();
         let mut rejected = 0;
         for case in 0..20_000usize {
@@ -108,10 +108,7 @@ mod tests {
                 h.into_bytes()
             } else {
                 (0..32 + case % 40)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        b"0123456789abcdefABCDEF"[(seed >> 33) as usize % 22]
-                    })
+                    .map(|_| rng.pick(b"0123456789abcdefABCDEF"))
                     .collect()
             };
             for align in 0..2 {
@@ -142,18 +139,14 @@ mod tests {
             }
             v
         };
-        let mut seed = 1u64;
+        let mut rng = crate::testgen::Lcg::new(1);
         for case in 0..5000usize {
-            let s: Vec<u8> = (0..case % 300)
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    if (seed >> 40).is_multiple_of(2 + case as u64 % 70) {
-                        b"xZ-_/+g"[(seed >> 24) as usize % 7]
-                    } else {
-                        b"0123456789abcdefABCDEF"[(seed >> 24) as usize % 22]
-                    }
-                })
-                .collect();
+            let s = rng.sparse(
+                case % 300,
+                2 + case as u64 % 70,
+                b"xZ-_/+g",
+                b"0123456789abcdefABCDEF",
+            );
             let mut got = Vec::new();
             hex_subruns(&s, |a, b| got.push((a, b)));
             assert_eq!(got, naive(&s), "case {case}");
