@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::DlpError;
+use crate::filter::MIN_TEXT_RUN;
 use crate::finding::{Finding, Location};
 use crate::known::{self, KnownSecret, MIN_KNOWN_SECRET_LEN};
 use crate::prefilter::{Prefilter, Target};
@@ -39,8 +40,9 @@ pub struct Engine {
     /// instead of one per rule. `gate_of[rule]` indexes `gates`.
     pub(crate) gates: Vec<Gate>,
     pub(crate) gate_of: Vec<Option<u32>>,
-    /// Every known secret is printable ASCII, so decoded payloads without a printable run can
-    /// be skipped (see `filter::has_text_run`).
+    /// Every known secret is printable ASCII and no rule can match fewer than
+    /// `MIN_TEXT_RUN` bytes, so only the text segments of a decoded payload need a scan (see
+    /// `filter::text_segments`).
     pub(crate) text_only: bool,
     /// Longest match any target can produce, in decoded bytes.
     pub(crate) max_match: usize,
@@ -147,10 +149,11 @@ impl Engine {
         let prefilter = Prefilter::build(literals)?;
         let (gates, gate_of) = build_gates(&rules);
         let known_ids = known.iter().map(|k| k.id.clone()).collect();
-        let text_only = known.iter().all(|k| {
-            let v = secrecy::ExposeSecret::expose_secret(&k.value).as_bytes();
-            v.iter().all(|&b| (0x20..0x7f).contains(&b))
-        });
+        let text_only = rules.iter().all(|r| r.min_len >= MIN_TEXT_RUN)
+            && known.iter().all(|k| {
+                let v = secrecy::ExposeSecret::expose_secret(&k.value).as_bytes();
+                v.iter().all(|&b| (0x20..0x7f).contains(&b))
+            });
         Ok(Engine {
             rules,
             keywordless,

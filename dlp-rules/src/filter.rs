@@ -92,31 +92,65 @@ pub(crate) fn is_placeholder(secret: &[u8]) -> bool {
     false
 }
 
-/// Shortest printable run that every match contains (keyword plus token, or a known secret,
-/// which is at least `MIN_KNOWN_SECRET_LEN` long).
+/// Shortest text segment of a decoded payload worth scanning: no embedded rule matches fewer
+/// bytes, nor does a known secret (`MIN_KNOWN_SECRET_LEN`); an engine holding a rule that can
+/// is built without the text shortcuts (`Engine::text_only`).
 pub(crate) const MIN_TEXT_RUN: usize = 8;
 
-/// Whether `s` has `MIN_TEXT_RUN` consecutive printable ASCII bytes (space..`~`, tab, CR, LF).
-/// Asked of every decoding of every base64/hex run (thousands per MiB of code-heavy JSON), so it
-/// tests 64 bytes at a time on a text bitmask: 8 set bits in a row inside a block, or the set
-/// bits a block starts with added to those the previous block ended with.
-pub(crate) fn has_text_run(s: &[u8]) -> bool {
-    let mut carry = 0usize;
+/// Calls `f(start, end)` for every maximal run of text bytes (printable ASCII, tab, CR, LF: see
+/// `vector::text_scalar`) at least `MIN_TEXT_RUN` long, in order. Decoded payloads are scanned only there, so random bytes (an
+/// image decoded at four alignments) cost a bitmask per 64 bytes instead of a full scan: a block
+/// is walked bit by bit only where it holds a long run.
+pub(crate) fn text_segments(s: &[u8], mut f: impl FnMut(usize, usize)) {
+    // Start of the run that reached the end of the previous block, if any.
+    let mut open: Option<usize> = None;
     for pos in (0..s.len()).step_by(BLOCK) {
         // Bits past the end are clear.
-        let m = vector::mask_from(s, pos, vector::text_mask);
-        if vector::run_starts(m, MIN_TEXT_RUN as u32) != 0
-            || carry + m.trailing_ones() as usize >= MIN_TEXT_RUN
-        {
-            return true;
+        let mut m = vector::mask_from(s, pos, vector::text_mask);
+        if let Some(start) = open {
+            let t = m.trailing_ones() as usize;
+            if t == BLOCK {
+                continue;
+            }
+            if pos + t - start >= MIN_TEXT_RUN {
+                f(start, pos + t);
+            }
+            open = None;
+            m &= u64::MAX << t;
         }
-        carry = if m == u64::MAX {
-            carry + BLOCK
+        // The run touching the top bit continues into the next block; the others end here.
+        let top = m.leading_ones() as usize;
+        let inner = if top == 0 {
+            m
         } else {
-            m.leading_ones() as usize
+            m & !(u64::MAX << (BLOCK - top))
         };
+        let mut long = vector::run_starts(inner, MIN_TEXT_RUN as u32);
+        while long != 0 {
+            let a = long.trailing_zeros() as usize;
+            // `inner`'s top bit is clear, so the run ends inside the block.
+            let e = a + (inner >> a).trailing_ones() as usize;
+            f(pos + a, pos + e);
+            long &= u64::MAX << e;
+        }
+        if top > 0 {
+            open = Some(pos + BLOCK - top);
+        }
     }
-    false
+    if let Some(start) = open {
+        if s.len() - start >= MIN_TEXT_RUN {
+            f(start, s.len());
+        }
+    }
+}
+
+/// Whether `s` has a text segment (the reference the character-level shortcuts
+/// `base64::may_be_text` and `hex::may_be_text` are tested against).
+#[cfg(test)]
+pub(crate) fn has_text_run(s: &[u8]) -> bool {
+    let mut any = false;
+    text_segments(s, |_, _| any = true);
+    any
 }
 
 #[cfg(test)]
@@ -124,23 +158,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_runs_match_a_bytewise_count() {
+    fn text_segments_match_a_bytewise_walk() {
         let naive = |s: &[u8]| {
-            let mut run = 0;
-            s.iter().any(|&b| {
-                run = if vector::text_scalar(b) { run + 1 } else { 0 };
-                run >= MIN_TEXT_RUN
-            })
+            let mut out = Vec::new();
+            let mut start = None;
+            for (i, &b) in s.iter().chain([0u8].iter()).enumerate() {
+                match (vector::text_scalar(b) && i < s.len(), start) {
+                    (true, None) => start = Some(i),
+                    (false, Some(a)) => {
+                        if i - a >= MIN_TEXT_RUN {
+                            out.push((a, i));
+                        }
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+            out
         };
-        let mut rng = crate::testgen::Lcg::new(3);
-        for case in 0..4000usize {
+        let mut rng = crate::testgen::Lcg::new(5);
+        for case in 0..6000usize {
             let s = rng.sparse(
-                case % 300,
-                2 + case as u64 % 9,
-                b"\x80\xa7\xc3\xe2\xff",
+                case % 400,
+                1 + case as u64 % 13,
+                b"\x80\xa7\xc3\xe2\xff\x00\x1b",
                 b"a ~\t\n\r0Z",
             );
-            assert_eq!(has_text_run(&s), naive(&s), "case {case}: {s:?}");
+            let mut got = Vec::new();
+            text_segments(&s, |a, b| got.push((a, b)));
+            assert_eq!(got, naive(&s), "case {case}: {s:?}");
+        }
+        // Runs that fill whole blocks, end exactly at a block edge or at the end.
+        for len in [63usize, 64, 65, 127, 128, 129, 200] {
+            for cut in [0usize, 7, 8, 56, 57, 63, 64, 65] {
+                let mut s = vec![b'a'; len];
+                if cut < len {
+                    s[cut] = 0;
+                }
+                let mut got = Vec::new();
+                text_segments(&s, |a, b| got.push((a, b)));
+                assert_eq!(got, naive(&s), "len {len} cut {cut}");
+            }
         }
     }
 

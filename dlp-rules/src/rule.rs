@@ -85,6 +85,8 @@ pub(crate) struct Rule {
     /// Longest match accepted: a match longer than this could not be seen whole by the streaming
     /// scanner, so it is dropped everywhere to keep one-shot and streaming results identical.
     pub max_len: usize,
+    /// Shortest match the regex can produce (from its syntax tree; 0 if it cannot match).
+    pub min_len: usize,
     /// Bytes every match contains (see `required.rs`), and the one checked with `memchr`
     /// before the regex runs in a window, if any is worth it.
     pub required: ByteSet,
@@ -163,6 +165,7 @@ impl Rule {
         } else {
             2 * window + longest_kw
         };
+        let min_len = hir.properties().minimum_len().unwrap_or(0);
         let required = required::required_bytes(&hir);
         let confirm = required::confirm_byte(required, &literals);
         let info = RuleInfo {
@@ -185,6 +188,7 @@ impl Rule {
             window,
             literals,
             max_len,
+            min_len,
             required,
             confirm,
         })

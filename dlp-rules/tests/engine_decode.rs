@@ -83,6 +83,48 @@ fn base64_at_every_offset_both_alphabets_and_hex() {
     assert!(rules_found(&e, &twice).contains(&"private-key".to_string()));
 }
 
+/// A token inside an image-like base64 payload (random bytes around it, other text segments
+/// before and after): found, and reported at the base64 characters that encode it, so the
+/// stream holds back the right bytes.
+#[test]
+fn base64_of_binary_reports_the_token_at_its_characters() {
+    let e = engine();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut binary = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (rng >> 56) as u8 | 0x80
+            })
+            .collect()
+    };
+    for lead in [3000usize, 3001, 3002, 4095] {
+        let mut plain = binary(lead);
+        plain.extend_from_slice(b"tEXtComment lorem ipsum");
+        plain.extend(binary(500));
+        let at = plain.len();
+        plain.extend_from_slice(GH.as_bytes());
+        plain.extend(binary(700));
+        plain.extend_from_slice(b"IEND dolor sit amet");
+        plain.extend(binary(2000));
+        let enc = base64::engine::general_purpose::STANDARD.encode(&plain);
+        let head = "{\"type\":\"image\",\"data\":\"";
+        let body = format!("{head}{enc}\"}}");
+        let f = e.scan_bytes(body.as_bytes(), false, Location::Body);
+        let gh: Vec<_> = f
+            .iter()
+            .filter(|f| f.rule_id == "github-classic-token")
+            .collect();
+        assert_eq!(gh.len(), 1, "lead {lead}: {f:?}");
+        // Characters encoding bytes [at, at + len): quads at/3 .. ceil((at + len)/3).
+        let first = head.len() + at / 3 * 4;
+        let last = head.len() + (at + GH.len()).div_ceil(3) * 4;
+        let (s, end) = (gh[0].offset as usize, gh[0].offset as usize + gh[0].length);
+        assert!(s >= first && s <= first + 3, "lead {lead}: {s} vs {first}");
+        assert!(end <= last && end + 3 >= last, "lead {lead}: {end} vs {last}");
+    }
+}
+
 #[test]
 fn multipart_with_wrapped_base64_part() {
     let e = engine();

@@ -72,6 +72,21 @@ fn check_all(engine: &Arc<Engine>) -> Vec<String> {
                     false,
                 ));
             }
+            // Between binary bytes (an image, a protobuf): decoded payloads are scanned only in
+            // their text segments, so the example must be found as the second of two.
+            for k in 0..3 {
+                let mut plain = b"\x89PNG\x00\x01\xfe".to_vec();
+                plain.extend(std::iter::repeat_n(0x80u8, k));
+                plain.extend_from_slice(b"IHDR lorem ipsum\x00\x9c\xff");
+                plain.extend_from_slice(ex.as_bytes());
+                plain.extend_from_slice(b"\x00\xf1\x02 dolor sit amet \x1b");
+                let enc = base64::engine::general_purpose::STANDARD.encode(plain);
+                variants.push((
+                    format!("base64-binary@{k}"),
+                    format!("{{\"data\":\"{enc}\"}}").into_bytes(),
+                    false,
+                ));
+            }
             for (how, data, form) in variants {
                 if !found_by(engine, &data, form, id) {
                     failures.push(format!("{id}: example not found ({how}): {ex:?}"));

@@ -18,6 +18,7 @@ impl Engine {
         let mut cmap = PosMap::default();
         let mut dec = Vec::new();
         let mut sub = Vec::new();
+        let mut text = TextView::default();
         base64::find_runs(view, |run| {
             if only_plus && memchr::memchr(b'+', &view[run.start..run.end]).is_none() {
                 return;
@@ -29,11 +30,11 @@ impl Engine {
                         continue;
                     }
                     base64::decode(chars, align, &mut dec);
-                    if dec.len() < MIN_DECODED || !self.may_hold_secret(&dec) {
+                    if dec.len() < MIN_DECODED {
                         continue;
                     }
                     sub.clear();
-                    self.scan_depth(&dec, false, depth + 1, &mut sub);
+                    self.scan_decoded(&dec, depth + 1, &mut text, &mut sub);
                     for h in sub.drain(..) {
                         let start = cmap.map(base64::char_start(h.start, align));
                         let end = cmap.map(base64::char_end(h.end, align).min(chars.len()));
@@ -55,11 +56,8 @@ impl Engine {
                         continue;
                     }
                     hex::decode(&chars[a..b], align, &mut dec);
-                    if !self.may_hold_secret(&dec) {
-                        continue;
-                    }
                     sub.clear();
-                    self.scan_depth(&dec, false, depth + 1, &mut sub);
+                    self.scan_decoded(&dec, depth + 1, &mut text, &mut sub);
                     for h in sub.drain(..) {
                         let start = cmap.map(a + align + 2 * h.start);
                         let end = cmap.map((a + align + 2 * h.end).min(b));
@@ -75,14 +73,54 @@ impl Engine {
         });
     }
 
-    /// Whether a decoded payload is worth scanning: every rule match and known secret is text
-    /// with at least `MIN_TEXT_RUN` consecutive printable ASCII bytes (the pack examples are
-    /// tested for it; non-ASCII known secrets switch the shortcut off). Random bytes (hashes,
-    /// images, the wrong base64 alignments) rarely have one (38% of byte values, so ~0.04% per
-    /// position), and skipping them saves a recursive scan per git id, UUID or image.
-    fn may_hold_secret(&self, dec: &[u8]) -> bool {
-        !self.text_only || filter::has_text_run(dec)
+    /// Scans a decoded payload one level deeper, hits in payload coordinates. With `text_only`
+    /// (every known secret printable ASCII, no rule matching fewer than `MIN_TEXT_RUN` bytes)
+    /// only its text segments are scanned: a match in a decoded payload is reported only when
+    /// it is text (printable ASCII, tab, CR, LF), which every pack example is (tested) and every
+    /// known secret then is. Random bytes (images, hashes, the wrong alignments) have a short
+    /// segment every few KiB, so a decoded image costs a bitmask pass instead of a full scan.
+    fn scan_decoded(&self, dec: &[u8], depth: u8, text: &mut TextView, out: &mut Vec<Hit>) {
+        if !self.text_only {
+            self.scan_depth(dec, false, depth, out);
+            return;
+        }
+        let (mut whole, mut segments) = (false, 0usize);
+        text.buf.clear();
+        filter::text_segments(dec, |a, b| {
+            if a == 0 && b == dec.len() {
+                whole = true;
+                return;
+            }
+            if segments == 0 {
+                text.map.clear_from(a);
+            } else {
+                // Segments are joined by a line break: where a payload's text is cut by binary
+                // bytes (a protobuf field tag, an image chunk), rules see the end of a line, as
+                // their delimiters (`\s`, `$` before a line end) expect, and no keyword spans it.
+                text.buf.push(b'\n');
+                text.map.push(text.buf.len(), a);
+            }
+            text.buf.extend_from_slice(&dec[a..b]);
+            segments += 1;
+        });
+        if whole {
+            self.scan_depth(dec, false, depth, out);
+        } else if segments > 0 {
+            let from = out.len();
+            self.scan_depth(&text.buf, false, depth, out);
+            for h in &mut out[from..] {
+                (h.start, h.end) = (text.map.map(h.start), text.map.map(h.end));
+            }
+        }
     }
+}
+
+/// The text segments of a decoded payload joined by line breaks, and where each starts in the
+/// payload.
+#[derive(Default)]
+pub(super) struct TextView {
+    buf: Vec<u8>,
+    map: PosMap,
 }
 
 /// Whether a run can be base64 at all: not pure hex (hashes, git ids: the hex layer takes them),
@@ -131,17 +169,24 @@ mod tests {
         assert!(!plausible_base64(b""));
     }
 
-    /// The shortcut in `may_hold_secret` is only sound if every match a rule can report holds a
-    /// printable run: checked on every example of every embedded rule.
+    /// `scan_decoded` scans only the text segments of a decoded payload; that is sound for the
+    /// embedded rules because every match of every example is text and no rule matches fewer
+    /// than `MIN_TEXT_RUN` bytes (so the builtin engine keeps the shortcut).
     #[test]
-    fn every_pack_example_match_has_a_text_run() {
+    fn every_pack_example_match_is_text() {
         let e = Engine::builtin().unwrap();
+        assert!(e.text_only);
         let mut checked = 0;
         for rule in &e.rules {
+            assert!(rule.min_len >= filter::MIN_TEXT_RUN, "{}", rule.info.id);
             for ex in &rule.info.examples {
                 for m in rule.regex().unwrap().find_iter(ex.as_bytes()) {
                     let s = &ex.as_bytes()[m.start()..m.end()];
-                    assert!(filter::has_text_run(s), "{}: {ex}", rule.info.id);
+                    assert!(
+                        s.iter().all(|&b| crate::vector::text_scalar(b)),
+                        "{}: {ex}",
+                        rule.info.id
+                    );
                     checked += 1;
                 }
             }
