@@ -121,7 +121,10 @@ fn base64_of_binary_reports_the_token_at_its_characters() {
         let last = head.len() + (at + GH.len()).div_ceil(3) * 4;
         let (s, end) = (gh[0].offset as usize, gh[0].offset as usize + gh[0].length);
         assert!(s >= first && s <= first + 3, "lead {lead}: {s} vs {first}");
-        assert!(end <= last && end + 3 >= last, "lead {lead}: {end} vs {last}");
+        assert!(
+            end <= last && end + 3 >= last,
+            "lead {lead}: {end} vs {last}"
+        );
     }
 }
 
