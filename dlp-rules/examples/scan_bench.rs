@@ -1,6 +1,6 @@
 //! Times the engine over a file, for benches/dlp_peers.py. Prints one line:
 //! `engine=<name> bytes=<n> secs=<s> mbps=<MB/s> findings=<n> rules=<n>` (secs: median pass).
-//!   scan_bench FILE [--iters N] [--naive] [--oneshot] [--without RULE,RULE]
+//!   scan_bench FILE [--iters N] [--naive] [--oneshot] [--known] [--without RULE,RULE]
 //! By default the file is fed to a `BodyScanner` in 64 KiB chunks, as the proxy feeds a body
 //! (streaming rounds and their overlap included); `--oneshot` scans it as one view instead.
 //! `--naive` runs every rule regex as one `regex::bytes::RegexSet` over the whole file instead
@@ -34,6 +34,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .split(',')
             .collect();
         engine = engine.without_rules(&ids)?;
+    }
+    // `--known`: the proxy's configuration, three injected credentials as known secrets (the
+    // same values as the criterion bench's `clean_llm_json_known_secrets`).
+    if args.iter().any(|a| a == "--known") {
+        let values = [
+            "sk-ant-oat01-Qm9vbXBsYWNlaG9sZGVy",
+            "ghp_Xk2LmQ9pR7sT4vW8yZ1bC3dF5gH6jN0a",
+            "btl-e2e-9xQ2+vK7/wR4=mZ8pL3nT6yH1qJ5",
+        ];
+        engine = engine.with_known_secrets(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    dlp_rules::KnownSecret::new(format!("K{i}"), dlp_rules::SecretString::from(*v))
+                })
+                .collect(),
+        )?;
     }
     let engine = Arc::new(engine);
     let rules = engine.rules().count();
