@@ -17,9 +17,9 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args
-        .get(1)
-        .ok_or("usage: scan_bench FILE [--iters N] [--naive] [--oneshot]")?;
+    let path = args.get(1).ok_or(
+        "usage: scan_bench FILE [--iters N] [--naive] [--oneshot] [--known] [--without RULE,RULE]",
+    )?;
     let iters: usize = match args.iter().position(|a| a == "--iters") {
         Some(i) => args.get(i + 1).ok_or("--iters N")?.parse()?,
         None => 10,

@@ -98,9 +98,9 @@ pub(crate) fn is_placeholder(secret: &[u8]) -> bool {
 pub(crate) const MIN_TEXT_RUN: usize = 8;
 
 /// Calls `f(start, end)` for every maximal run of text bytes (printable ASCII, tab, CR, LF: see
-/// `vector::text_scalar`) at least `MIN_TEXT_RUN` long, in order. Decoded payloads are scanned only there, so random bytes (an
-/// image decoded at four alignments) cost a bitmask per 64 bytes instead of a full scan: a block
-/// is walked bit by bit only where it holds a long run.
+/// `vector::text_scalar`) at least `MIN_TEXT_RUN` long, in order. Decoded payloads are scanned
+/// only there, so random bytes (an image decoded at four alignments) cost a bitmask per 64 bytes
+/// instead of a full scan: a block is walked bit by bit only where it holds a long run.
 pub(crate) fn text_segments(s: &[u8], mut f: impl FnMut(usize, usize)) {
     // Start of the run that reached the end of the previous block, if any.
     let mut open: Option<usize> = None;

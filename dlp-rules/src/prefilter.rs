@@ -99,7 +99,7 @@ fn commonness(g: &[u8]) -> u32 {
         b"pas", b"ass", b"ssw", b"swo", b"ord", b"wor", b"sec", b"cre", b"ecr", b"et_", b"key",
         b"api", b"pat", b"lin", b"oad", b"git", b"ser", b"use", b"ess", b"acc", b"cce", b"ces",
         b"nce", b"ken", b"aut", b"uth", b"app", b"ear", b"te_", b"iva", b"riv", b"pri", b"ems",
-        b" = ", b"= \"", b"\": ", b"\", ", b"\":\"", b"://", b"s_e", b"_id", b"id_",
+        b" = ", b"= \"", b"\": ", b"\", ", b"://", b"s_e", b"_id", b"id_",
     ];
     let mut c: u32 = g
         .iter()

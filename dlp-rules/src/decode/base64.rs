@@ -291,6 +291,7 @@ pub(crate) fn char_end(e: usize, align: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::base64::Engine as _;
 
     /// The vector decoder and the table agree on every length, alignment and alphabet,
     /// including runs that mix both alphabets (which the vector decoder refuses).
@@ -324,7 +325,6 @@ mod tests {
         }
         assert!(simd_used > 1000, "{simd_used}");
     }
-    use ::base64::Engine as _;
 
     /// `may_be_text` is a necessary condition: whenever a decoding has a text run, it said
     /// yes (random char strings, and encodings of text at every alignment and offset).
