@@ -11,6 +11,7 @@ use crate::known::{self, KnownSecret, MIN_KNOWN_SECRET_LEN};
 use crate::prefilter::{Prefilter, Target};
 use crate::required::{self, ByteSet};
 use crate::rule::{compile_packs, Rule, RuleInfo, Severity};
+use crate::scan::known::RawKnown;
 use crate::scan::Hit;
 
 include!(concat!(env!("OUT_DIR"), "/packs.rs"));
@@ -31,10 +32,10 @@ pub struct Engine {
     pub(crate) known_ids: Vec<String>,
     known: Vec<KnownSecret>,
     pub(crate) prefilter: Prefilter,
-    /// Known-secret literals alone, run over the *raw* bytes of every view the escape layer
-    /// rewrote: decoding (`+` as space in forms, `%4` glued to a hex encoding) can destroy a
-    /// literal that the raw bytes plainly carry. `None` without known secrets.
-    pub(crate) known_filter: Option<Prefilter>,
+    /// Known-secret literals alone, for the *raw* bytes of every view the escape layer
+    /// rewrote: decoding (`+` as space in forms, `\u0041` glued to a hex encoding) can destroy
+    /// a literal that the raw bytes plainly carry. `None` without known secrets.
+    pub(crate) known_raw: Option<RawKnown>,
     /// Rules that share their exact keyword set (seven URL-credential rules on `://`) are gated
     /// by one multi-pattern regex: a window where none of them can match costs one search
     /// instead of one per rule. `gate_of[rule]` indexes `gates`.
@@ -140,11 +141,11 @@ impl Engine {
                 known_lits.push((lit, Target::Known(i)));
             }
         }
-        let known_filter = if known_lits.is_empty() {
+        let known_raw = if known_lits.is_empty() {
             None
         } else {
             literals.extend(known_lits.iter().cloned());
-            Some(Prefilter::build_teddy(known_lits)?)
+            Some(RawKnown::new(known_lits)?)
         };
         let prefilter = Prefilter::build(literals)?;
         let (gates, gate_of) = build_gates(&rules);
@@ -160,7 +161,7 @@ impl Engine {
             known_ids,
             known,
             prefilter,
-            known_filter,
+            known_raw,
             gates,
             gate_of,
             text_only,

@@ -4,10 +4,10 @@
 
 use crate::decode::{escape, PosMap};
 use crate::engine::Engine;
-use crate::finding;
 use crate::prefilter::Target;
 
 mod confirm;
+pub(crate) mod known;
 mod runs;
 
 use confirm::Gated;
@@ -86,7 +86,7 @@ impl Engine {
             out.push(h);
         }
         if layers >= 1 {
-            self.raw_layers(hay, form, depth, (&v1, &m1), layers, out);
+            self.raw_layers(hay, form, depth, (&v1, &m1, &m2), layers, out);
         }
         // Patterns written against the encoded form (a SAS `sig=...%3D` in a URL) must still
         // match it: each window is re-run on the lower layers wherever decoding changed its bytes.
@@ -128,22 +128,23 @@ impl Engine {
 
     /// What the escape layer can hide when its output replaces the raw view: known secrets are
     /// matched on the raw (and once-decoded) bytes too, since an escape rewritten inside or next
-    /// to a literal (`+` in a form, `%4` glued to a hex encoding) breaks it in the decoded view;
+    /// to a literal (`+` in a form, `\u0041` glued to a hex encoding) breaks it in the decoded view
+    /// (`known.rs` says where to look);
     /// in a form, base64 runs holding `+` are also decoded from the raw bytes.
     fn raw_layers(
         &self,
         hay: &[u8],
         form: bool,
         depth: u8,
-        (v1, m1): (&[u8], &PosMap),
+        (v1, m1, m2): (&[u8], &PosMap, &PosMap),
         layers: u8,
         out: &mut Vec<Hit>,
     ) {
-        if let Some(kf) = &self.known_filter {
-            known_hits(kf, hay, out);
+        if let Some(kr) = &self.known_raw {
+            kr.hits(hay, form, m1, out);
             if layers == 2 {
                 let mut mid = Vec::new();
-                known_hits(kf, v1, &mut mid);
+                kr.hits(v1, false, m2, &mut mid);
                 for mut h in mid {
                     (h.start, h.end) = (m1.map(h.start), m1.map(h.end));
                     h.encoding = "escaped".into();
@@ -155,22 +156,6 @@ impl Engine {
             self.scan_runs(hay, depth, true, out);
         }
     }
-}
-
-/// Known-secret literal hits of `kf` in `view`, in `view` coordinates.
-fn known_hits(kf: &crate::prefilter::Prefilter, view: &[u8], out: &mut Vec<Hit>) {
-    kf.for_each_hit(view, |s, e, targets| {
-        for t in targets {
-            out.push(Hit {
-                target: *t,
-                start: s,
-                end: e,
-                preview: finding::preview(&view[s..e], &[]),
-                encoding: String::new(),
-                validated: None,
-            });
-        }
-    });
 }
 
 fn join(outer: &str, inner: &str) -> String {

@@ -306,6 +306,11 @@ fn known_secrets_in_every_encoding() {
         format!("x {value} y"),
         format!("q={pct}"),
         format!("h {hex} h"),
+        // An escape glued in front eats the encoding's first characters in the decoded view
+        // (`%63` -> `c`, `\u0063` -> `c`): only the raw bytes hold it whole.
+        format!("q=%{hex}"),
+        format!("{{\"k\":\"\\u00{hex}\"}}"),
+        format!("{{\"k\":\"\\x{}\"}}", hex.to_lowercase()),
     ];
     for pre in ["", "a", "ab"] {
         cases.push(base64::engine::general_purpose::URL_SAFE.encode(format!("{pre}{value}")));

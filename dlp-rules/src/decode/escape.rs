@@ -4,6 +4,10 @@
 use super::PosMap;
 use crate::vector::{self, BLOCK};
 
+/// Most bytes one escape decodes to (`\uXXXX` as UTF-8); every escape yields at least one. The
+/// known-secret check at escape positions (`scan/known.rs`) relies on this bound.
+pub(crate) const MAX_OUTPUT: usize = 4;
+
 /// Whether `hay` contains anything `normalize` would change.
 pub(crate) fn needs_normalize(hay: &[u8], form: bool) -> bool {
     if form {

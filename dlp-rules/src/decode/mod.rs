@@ -25,6 +25,11 @@ impl PosMap {
         self.points.push((to_u32(view), to_u32(parent)));
     }
 
+    /// The checkpoints `(view, parent)`, the first one at the start of the view.
+    pub fn points(&self) -> &[(u32, u32)] {
+        &self.points
+    }
+
     /// Parent position of view position `v` (works for exclusive ends too).
     pub fn map(&self, v: usize) -> usize {
         let v32 = to_u32(v);
