@@ -1,14 +1,14 @@
 //! One JSON line per decision. The audit stream is the user's record of what the agent tried,
-//! so it is written synchronously (a line per event, flushed) and never carries a secret:
-//! query values are dropped from paths and DLP findings arrive already redacted.
+//! so it is complete and ordered (written in batches within 50 ms, see `sink`) and never carries
+//! a secret: query values are dropped from paths and DLP findings arrive already redacted.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
+
+mod sink;
+pub use sink::Sink;
 
 /// What kind of traffic the event describes.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -131,38 +131,9 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Where audit lines go. Each event is written and flushed synchronously by the request that
-/// caused it: a line is on disk before the client sees the end of its response, which keeps the
-/// audit exact and ordered (a batching writer thread measured no throughput gain here).
-pub struct Sink {
-    out: Mutex<Box<dyn Write + Send>>,
-}
-
 impl Sink {
-    pub fn stdout() -> std::io::Result<Self> {
-        Ok(Self::new(Box::new(std::io::stdout())))
-    }
-
-    pub fn stderr() -> std::io::Result<Self> {
-        Ok(Self::new(Box::new(std::io::stderr())))
-    }
-
-    pub fn file(path: &Path) -> std::io::Result<Self> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(Self::new(Box::new(f)))
-    }
-
-    fn new(out: Box<dyn Write + Send>) -> Self {
-        Sink {
-            out: Mutex::new(out),
-        }
-    }
-
-    /// Writes one line. An audit write failure is logged, never fatal to the request: the
-    /// decision was already enforced.
+    /// Queues one line for the audit stream (written within `sink::FLUSH_AFTER`). Failures are
+    /// logged, never fatal to the request: the decision was already enforced.
     pub fn emit(&self, mut event: Event) {
         event.stamp();
         let mut line = match serde_json::to_vec(&event) {
@@ -173,20 +144,7 @@ impl Sink {
             }
         };
         line.push(b'\n');
-        let Ok(mut out) = self.out.lock() else {
-            tracing::error!("audit sink poisoned");
-            return;
-        };
-        if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
-            tracing::error!(error = %e, "audit write failed");
-        }
-    }
-
-    /// Flushes the underlying writer (shutdown).
-    pub fn flush(&self) {
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.flush();
-        }
+        self.push_line(&line);
     }
 }
 

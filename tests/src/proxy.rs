@@ -15,6 +15,9 @@ use tempfile::TempDir;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long `stop()` waits after SIGTERM before SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The proxy writes audit lines in batches at most 50 ms old (`proxy/src/audit/sink.rs`,
+/// `FLUSH_AFTER`); reading after this long sees every line of what came before.
+pub const AUDIT_SETTLE: Duration = Duration::from_millis(250);
 
 /// A CA made by the proxy's own `ca init` (the per-bottle CA clients trust).
 #[derive(Debug)]
@@ -206,13 +209,20 @@ impl ProxyProcess {
         self.dir.path()
     }
 
-    /// Audit events so far: stdout lines that parse as JSON.
+    /// Audit events of everything done so far: stdout lines that parse as JSON, read once the
+    /// proxy's audit batching has had time to write them out.
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::thread::sleep(AUDIT_SETTLE);
+        self.audit_written()
+    }
+
+    /// Audit events written so far (no wait).
+    pub fn audit_written(&self) -> Vec<serde_json::Value> {
         json_lines(&self.stdout())
     }
 
-    /// Polls [`Self::audit_lines`] until one satisfies `pred` (audit may be
-    /// written just after the client saw its response).
+    /// Polls [`Self::audit_written`] until one satisfies `pred` (audit is written in batches,
+    /// after the client saw its response).
     pub fn wait_audit(
         &self,
         timeout: Duration,
@@ -220,7 +230,7 @@ impl ProxyProcess {
     ) -> Option<serde_json::Value> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = self.audit_lines().into_iter().find(|v| pred(v)) {
+            if let Some(v) = self.audit_written().into_iter().find(|v| pred(v)) {
                 return Some(v);
             }
             if Instant::now() >= deadline {
@@ -247,6 +257,9 @@ impl ProxyProcess {
 
     /// stdout + stderr, for "the token never appears" greps.
     pub fn all_output(&self) -> String {
+        // After the audit batching window, so a "never appears" grep also covers the audit lines
+        // of everything done so far.
+        std::thread::sleep(AUDIT_SETTLE);
         format!("{}{}", self.stdout(), self.stderr())
     }
 
