@@ -99,7 +99,7 @@ async fn agent_env_and_inspect_hold_no_token() {
     let token_ref = format!("CB_TEST_TOKEN_{}", run.replace('-', "_").to_uppercase());
     let token = format!("sk-ant-oat01-{}", unique("secretvalue"));
     let home = Home::new(&bottle_with_token(&token_ref), AGENT);
-    let child = home
+    let mut child = home
         .command(&[
             "start",
             "tester",
@@ -122,12 +122,23 @@ async fn agent_env_and_inspect_hold_no_token() {
     let deadline = Instant::now() + START_DEADLINE;
     let mut inspected = None;
     while Instant::now() < deadline && inspected.is_none() {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break; // the launcher is done: the agent will not run now
+        }
         let (containers, _) = resources(&docker, &label).await;
         for name in containers {
-            let info = docker
+            // Listed a moment ago, it may be gone now (the launcher tears a failed start down):
+            // skip it; the launcher's output below then says why the agent never ran.
+            let info = match docker
                 .inspect_container(name.trim_start_matches('/'), None)
                 .await
-                .unwrap();
+            {
+                Ok(info) => info,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => continue,
+                Err(e) => panic!("inspecting {name}: {e}"),
+            };
             let labels = info
                 .config
                 .as_ref()
@@ -146,7 +157,13 @@ async fn agent_env_and_inspect_hold_no_token() {
         .arg(child.id().to_string())
         .status();
     let out = child.wait_with_output().unwrap();
-    let inspected = inspected.expect("the agent never ran");
+    let Some(inspected) = inspected else {
+        panic!(
+            "the agent never ran; launcher stdout:\n{}\nstderr:\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    };
     assert!(
         !inspected.contains(&token),
         "token in docker inspect of the agent"
