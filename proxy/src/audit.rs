@@ -136,15 +136,10 @@ impl Sink {
     /// logged, never fatal to the request: the decision was already enforced.
     pub fn emit(&self, mut event: Event) {
         event.stamp();
-        let mut line = match serde_json::to_vec(&event) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "audit event not serializable");
-                return;
-            }
-        };
-        line.push(b'\n');
-        self.push_line(&line);
+        let pushed = self.push_with(|buf| serde_json::to_writer(buf, &event));
+        if let Err(e) = pushed {
+            tracing::error!(error = %e, "audit event not serializable");
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -23,11 +24,29 @@ use crate::policy::Target;
 use crate::state::Proxy;
 use dlp_rules::BodyContext;
 
-/// What a bumped tunnel was allowed for; every request inside must stay within it.
+/// What a bumped tunnel was allowed for; every request inside must stay within it. The host
+/// and authority are rendered once per tunnel, not per request (keep-alive tunnels carry
+/// thousands of requests).
 #[derive(Debug)]
 pub struct TunnelCx {
     pub client: ClientCx,
     pub target: Target,
+    /// `target.host_string()`, for audit events.
+    host: String,
+    /// `target.authority()` as the upstream URI's authority; `None` if it does not parse
+    /// (every request is then refused as unparseable).
+    authority: Option<Authority>,
+}
+
+impl TunnelCx {
+    pub fn new(client: ClientCx, target: Target) -> Self {
+        TunnelCx {
+            client,
+            host: target.host_string(),
+            authority: Authority::try_from(target.authority()).ok(),
+            target,
+        }
+    }
 }
 
 /// A request that arrived inside a bumped TLS tunnel.
@@ -37,19 +56,18 @@ pub async fn handle_bumped(
     proxy: Arc<Proxy>,
 ) -> Response<ProxyBody> {
     let t = &tunnel.target;
-    let path = path_and_query(req.uri());
     let event = Event::begin(tunnel.client.conn, Kind::Request, Some(tunnel.client.peer)).target(
         req.method().as_str(),
-        &t.host_string(),
+        &tunnel.host,
         t.port,
-        &path,
+        req.uri().path_and_query().map_or("/", |p| p.as_str()),
     );
     // Domain fronting: the tunnel was allowed for one host; a Host/:authority naming another
     // would smuggle a request to it past the CONNECT decision.
     if let Err(why) = authority_matches(&req, t, &proxy) {
         return proxy.refuse(event, StatusCode::MISDIRECTED_REQUEST, "fronting", why);
     }
-    let Ok(uri) = format!("https://{}{}", t.authority(), path).parse::<Uri>() else {
+    let Some(uri) = upstream_uri(tunnel.authority.clone(), req.uri()) else {
         return proxy.refuse(
             event,
             StatusCode::BAD_REQUEST,
@@ -57,9 +75,23 @@ pub async fn handle_bumped(
             "unparseable request target".into(),
         );
     };
-    let target = t.clone();
-    let inject = proxy.injector.for_target(&target);
-    exchange(req, uri, &target, event, proxy, inject).await
+    let inject = proxy.injector.for_target(t);
+    exchange(req, uri, t, event, proxy, inject).await
+}
+
+/// `https://<tunnel authority><path and query of the request>`, from parts already parsed
+/// (no formatting and re-parsing per request).
+fn upstream_uri(authority: Option<Authority>, req: &Uri) -> Option<Uri> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTPS);
+    parts.authority = Some(authority?);
+    parts.path_and_query = match req.path_and_query() {
+        None => Some(PathAndQuery::from_static("/")),
+        // Origin form only: `OPTIONS *` (asterisk form) has no upstream resource to name.
+        Some(p) if p.as_str().starts_with('/') => Some(p.clone()),
+        Some(_) => return None,
+    };
+    Uri::from_parts(parts).ok()
 }
 
 /// An absolute-form plain-HTTP request (`GET http://host/path`).
@@ -375,4 +407,31 @@ fn same_authority(
         return false;
     };
     proxy.policy.same_authority(h, uri_authority, default_port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority() -> Option<Authority> {
+        Authority::try_from("api.example.com:443").ok()
+    }
+
+    #[test]
+    fn upstream_uri_keeps_path_and_query_of_the_request() {
+        let req: Uri = "/v1/messages?beta=true".parse().unwrap();
+        let uri = upstream_uri(authority(), &req).unwrap();
+        assert_eq!(uri, "https://api.example.com:443/v1/messages?beta=true");
+        let req: Uri = "https://api.example.com/x?y".parse().unwrap();
+        let uri = upstream_uri(authority(), &req).unwrap();
+        assert_eq!(uri, "https://api.example.com:443/x?y");
+    }
+
+    #[test]
+    fn upstream_uri_refuses_what_names_no_resource() {
+        let star: Uri = "*".parse().unwrap();
+        assert!(upstream_uri(authority(), &star).is_none());
+        let req: Uri = "/a".parse().unwrap();
+        assert!(upstream_uri(None, &req).is_none());
+    }
 }

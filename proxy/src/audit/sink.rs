@@ -5,7 +5,8 @@
 //! reader, Docker's log copier, wakes for every line). So lines gather in a buffer and go out as
 //! one `write` when it holds `FLUSH_BYTES`, or `FLUSH_AFTER` after the first line of a batch (a
 //! flusher task, parked while the buffer is empty), or at shutdown (`Sink::flush`, and `Drop`).
-//! Order is kept: every write of the buffer happens under its lock. What a crash can lose is the
+//! Order is kept: every write of the buffer happens under its lock, and each event is serialized
+//! straight into the buffer under that lock (a few hundred bytes; no per-line allocation). What a crash can lose is the
 //! lines of the last `FLUSH_AFTER`; the decisions themselves were already enforced. The flusher
 //! is a task on the proxy's runtime, not a thread of its own: no stack or allocator arena to pay
 //! for in the 15 MB idle budget, and it parks on a `Notify` between batches.
@@ -83,17 +84,36 @@ impl Sink {
     }
 
     /// Queues one serialized line (ending in a newline).
+    #[cfg(test)]
     pub(crate) fn push_line(&self, line: &[u8]) {
+        let _ = self.push_with(|buf| {
+            buf.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
+    /// Appends one line that `write` renders straight into the batch (no line buffer of its
+    /// own per event), then its newline. If `write` fails, what it wrote is taken back: the
+    /// batch only ever holds whole lines.
+    pub(crate) fn push_with<E>(
+        &self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let Some(mut state) = lock(&self.state) else {
-            return;
+            return Ok(());
         };
-        let was_empty = state.buf.is_empty();
-        state.buf.extend_from_slice(line);
+        let start = state.buf.len();
+        if let Err(e) = write(&mut state.buf) {
+            state.buf.truncate(start);
+            return Err(e);
+        }
+        state.buf.push(b'\n');
         if state.buf.len() >= FLUSH_BYTES {
             state.write_out();
-        } else if was_empty {
+        } else if start == 0 {
             self.filled.notify_one();
         }
+        Ok(())
     }
 
     /// Writes out whatever is buffered (shutdown, tests).
@@ -255,6 +275,21 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_line_that_fails_to_render_leaves_nothing_behind() {
+        let w = Captured::default();
+        let sink = Sink::new(Box::new(w.clone())).unwrap();
+        sink.push_line(b"before\n");
+        let failed = sink.push_with(|buf| {
+            buf.extend_from_slice(b"{\"half\":");
+            Err("cannot render")
+        });
+        assert_eq!(failed, Err("cannot render"));
+        sink.push_line(b"after\n");
+        sink.flush();
+        assert_eq!(w.get().0, b"before\nafter\n");
     }
 
     #[test]

@@ -36,7 +36,7 @@ where
         Ok(Ok(tls)) => tls,
     };
     let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let tunnel = Arc::new(TunnelCx { client: cx, target });
+    let tunnel = Arc::new(TunnelCx::new(cx, target));
     let poison = Poison::default();
     let poison_reader = poison.clone();
     let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
