@@ -262,7 +262,77 @@ async fn create_sidecar(
 }
 
 /// Follows the sidecar's output until it says `ready`; fails with its last lines if it exits.
+///
+/// A follow stream can end while the container still runs (Docker closes one that raced the
+/// container's start, moby#37894), so an ended stream is opened again for as long as the
+/// container runs; only an exited sidecar is a failure. Lines are reassembled across chunks, so
+/// a `ready` line split between two reads is still seen.
 async fn wait_ready(docker: &Docker, id: &str) -> Result<(), DockerError> {
+    let mut tail = Tail::default();
+    let watch = async {
+        loop {
+            if follow_until_ready(docker, id, &mut tail).await {
+                return Ok(());
+            }
+            match docker.inspect_container(id, None).await {
+                Ok(info) if info.state.as_ref().and_then(|s| s.running) == Some(true) => {
+                    tokio::time::sleep(LOG_REOPEN_DELAY).await;
+                }
+                Ok(info) => {
+                    let code = info.state.and_then(|s| s.exit_code);
+                    return Err(code);
+                }
+                Err(_) => return Err(None),
+            }
+        }
+    };
+    let ready = tokio::time::timeout(SIDECAR_READY_TIMEOUT, watch).await;
+    match ready {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(code)) => Err(DockerError::Other(format!(
+            "the sidecar (egress-proxy) exited{} before it was ready; its last output:\n{}",
+            code.map(|c| format!(" with code {c}")).unwrap_or_default(),
+            tail.text()
+        ))),
+        Err(_) => Err(DockerError::Other(format!(
+            "the sidecar did not report ready within {}s; its last output:\n{}",
+            SIDECAR_READY_TIMEOUT.as_secs(),
+            tail.text()
+        ))),
+    }
+}
+
+/// Longest sidecar output line kept whole while looking for `ready`.
+const MAX_LOG_LINE: usize = 64 << 10;
+/// Pause before opening the sidecar's log stream again after it ended early.
+const LOG_REOPEN_DELAY: Duration = Duration::from_millis(100);
+
+/// The last `KEEP_LOG_LINES` lines of one pass over the sidecar's output, to explain a failure.
+#[derive(Default)]
+struct Tail {
+    lines: std::collections::VecDeque<String>,
+}
+
+impl Tail {
+    fn push(&mut self, line: &str) {
+        if self.lines.len() == KEEP_LOG_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line.to_owned());
+    }
+
+    fn text(&self) -> String {
+        self.lines
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// One pass over the sidecar's log stream (from its start): true once a `ready` line is seen,
+/// false when the stream ends without one. `tail` holds this pass's last lines.
+async fn follow_until_ready(docker: &Docker, id: &str, tail: &mut Tail) -> bool {
     let opts = LogsOptions::<String> {
         follow: true,
         stdout: true,
@@ -270,36 +340,40 @@ async fn wait_ready(docker: &Docker, id: &str) -> Result<(), DockerError> {
         ..Default::default()
     };
     let mut logs = docker.logs(id, Some(opts));
-    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-    let watch = async {
-        while let Some(item) = logs.next().await {
-            let Ok(chunk) = item else { break };
-            let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
-            for line in text.lines() {
-                if is_ready_line(line) {
-                    return true;
-                }
-                if tail.len() == KEEP_LOG_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line.to_owned());
+    tail.lines.clear();
+    let mut partial = String::new();
+    while let Some(item) = logs.next().await {
+        let Ok(chunk) = item else { break };
+        partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        for line in complete_lines(&mut partial) {
+            if is_ready_line(&line) {
+                return true;
             }
+            tail.push(&line);
         }
-        false
-    };
-    let ready = tokio::time::timeout(SIDECAR_READY_TIMEOUT, watch).await;
-    match ready {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(DockerError::Other(format!(
-            "the sidecar (egress-proxy) exited before it was ready; its last output:\n{}",
-            tail.into_iter().collect::<Vec<_>>().join("\n")
-        ))),
-        Err(_) => Err(DockerError::Other(format!(
-            "the sidecar did not report ready within {}s; its last output:\n{}",
-            SIDECAR_READY_TIMEOUT.as_secs(),
-            tail.into_iter().collect::<Vec<_>>().join("\n")
-        ))),
+        if partial.len() > MAX_LOG_LINE {
+            // No newline in sight: not a `ready` line; keep the buffer bounded.
+            tail.push(&partial[..partial.floor_char_boundary(MAX_LOG_LINE)]);
+            partial.clear();
+        }
     }
+    if !partial.is_empty() {
+        if is_ready_line(&partial) {
+            return true;
+        }
+        tail.push(&partial);
+    }
+    false
+}
+
+/// Takes the newline-terminated lines off the front of `partial` (without their line ends),
+/// leaving an unfinished last line for the next chunk to complete.
+fn complete_lines(partial: &mut String) -> Vec<String> {
+    let Some(last) = partial.rfind('\n') else {
+        return Vec::new();
+    };
+    let done: String = partial.drain(..=last).collect();
+    done.lines().map(str::to_owned).collect()
 }
 
 /// The proxy logs `ready` once all listeners are bound (JSON or text tracing output).
@@ -417,4 +491,33 @@ fn own_home_parents(files: &mut Rootfs, path: &str) -> Result<(), DockerError> {
         files.add_dir(&dir, 0o755, AGENT_UID, AGENT_UID)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_line_split_across_chunks_is_seen_whole() {
+        let line = r#"{"timestamp":"t","level":"INFO","message":"ready","listen":"0.0.0.0:3128"}"#;
+        for cut in 0..=line.len() {
+            let mut partial = String::new();
+            let mut seen = Vec::new();
+            for chunk in ["starting\n", &line[..cut], &line[cut..], "\nafter\n"] {
+                partial.push_str(chunk);
+                seen.extend(complete_lines(&mut partial));
+            }
+            assert_eq!(seen, ["starting", line, "after"], "cut at {cut}");
+            assert!(partial.is_empty());
+            assert_eq!(seen.iter().filter(|l| is_ready_line(l)).count(), 1);
+        }
+    }
+
+    #[test]
+    fn an_unfinished_line_waits_for_its_end() {
+        let mut partial = String::from("a\r\nb\nhalf");
+        assert_eq!(complete_lines(&mut partial), ["a", "b"]);
+        assert_eq!(partial, "half");
+        assert!(complete_lines(&mut partial).is_empty());
+    }
 }
