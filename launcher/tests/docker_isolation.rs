@@ -27,8 +27,10 @@ async fn parallel_bottles_cannot_reach_each_others_sidecar() {
     let _cleanup = Cleanup {
         label: label.clone(),
     };
+    // B's own label, unique to this run: a leftover bottle of an earlier run is never taken for B.
+    let which_b = format!("which=b-{run}");
     let home_b = Home::new("---\n---\n", AGENT);
-    let b = home_b
+    let mut b = home_b
         .command(&[
             "start",
             "tester",
@@ -38,7 +40,7 @@ async fn parallel_bottles_cannot_reach_each_others_sidecar() {
             "--label",
             &label,
             "--label",
-            "which=b",
+            &which_b,
             "--",
             "sleep",
             "60",
@@ -51,14 +53,25 @@ async fn parallel_bottles_cannot_reach_each_others_sidecar() {
     let deadline = Instant::now() + START_DEADLINE;
     let mut target = None;
     while Instant::now() < deadline && target.is_none() {
-        let (containers, _) = resources(&docker, "which=b").await;
+        if matches!(b.try_wait(), Ok(Some(_))) {
+            break; // B's launcher is done: its bottle will not come up now
+        }
+        let (containers, _) = resources(&docker, &which_b).await;
         let mut agent_running = false;
         let mut sidecar = None;
         for name in containers {
-            let info = docker
+            // Listed a moment ago, it may be gone now (a torn-down start): skip it; B's output
+            // below then says why.
+            let info = match docker
                 .inspect_container(name.trim_start_matches('/'), None)
                 .await
-                .unwrap();
+            {
+                Ok(info) => info,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => continue,
+                Err(e) => panic!("inspecting {name}: {e}"),
+            };
             let labels = info
                 .config
                 .as_ref()
@@ -82,7 +95,14 @@ async fn parallel_bottles_cannot_reach_each_others_sidecar() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let target = target.expect("bottle B never came up");
+    let Some(target) = target else {
+        let _ = b.kill();
+        let out = b.wait_with_output().unwrap();
+        panic!(
+            "bottle B never came up; its launcher said:\n{}",
+            stderr(&out)
+        );
+    };
     let home_a = Home::new("---\n---\n", AGENT);
     let script = format!(
         r#"q() {{ "$@" 2>/dev/null; echo " rc=$?"; }}
