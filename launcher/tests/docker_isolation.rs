@@ -60,17 +60,9 @@ async fn parallel_bottles_cannot_reach_each_others_sidecar() {
         let mut agent_running = false;
         let mut sidecar = None;
         for name in containers {
-            // Listed a moment ago, it may be gone now (a torn-down start): skip it; B's output
-            // below then says why.
-            let info = match docker
-                .inspect_container(name.trim_start_matches('/'), None)
-                .await
-            {
-                Ok(info) => info,
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => continue,
-                Err(e) => panic!("inspecting {name}: {e}"),
+            // Gone since the listing (a torn-down start): the launcher's output below says why.
+            let Some(info) = inspect_if_present(&docker, &name).await else {
+                continue;
             };
             let labels = info
                 .config

@@ -127,17 +127,9 @@ async fn agent_env_and_inspect_hold_no_token() {
         }
         let (containers, _) = resources(&docker, &label).await;
         for name in containers {
-            // Listed a moment ago, it may be gone now (the launcher tears a failed start down):
-            // skip it; the launcher's output below then says why the agent never ran.
-            let info = match docker
-                .inspect_container(name.trim_start_matches('/'), None)
-                .await
-            {
-                Ok(info) => info,
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => continue,
-                Err(e) => panic!("inspecting {name}: {e}"),
+            // Gone since the listing (a torn-down start): the launcher's output below says why.
+            let Some(info) = inspect_if_present(&docker, &name).await else {
+                continue;
             };
             let labels = info
                 .config

@@ -191,6 +191,24 @@ pub async fn resources(docker: &Docker, label: &str) -> (Vec<String>, Vec<String
     (containers, networks)
 }
 
+/// Inspects a container that was just listed; `None` if it is gone by now (a start being torn
+/// down removes its containers between a listing and this call). Any other error panics.
+pub async fn inspect_if_present(
+    docker: &Docker,
+    name: &str,
+) -> Option<bollard::models::ContainerInspectResponse> {
+    match docker
+        .inspect_container(name.trim_start_matches('/'), None)
+        .await
+    {
+        Ok(info) => Some(info),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => None,
+        Err(e) => panic!("inspecting {name}: {e}"),
+    }
+}
+
 /// Removes everything with `label` when dropped (also when the test panics).
 pub struct Cleanup {
     pub label: String,

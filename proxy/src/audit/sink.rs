@@ -6,10 +6,10 @@
 //! one `write` when it holds `FLUSH_BYTES`, or `FLUSH_AFTER` after the first line of a batch (a
 //! flusher task, parked while the buffer is empty), or at shutdown (`Sink::flush`, and `Drop`).
 //! Order is kept: every write of the buffer happens under its lock, and each event is serialized
-//! straight into the buffer under that lock (a few hundred bytes; no per-line allocation). What a crash can lose is the
-//! lines of the last `FLUSH_AFTER`; the decisions themselves were already enforced. The flusher
-//! is a task on the proxy's runtime, not a thread of its own: no stack or allocator arena to pay
-//! for in the 15 MB idle budget, and it parks on a `Notify` between batches.
+//! straight into the buffer under that lock (a few hundred bytes; no per-line allocation). What a
+//! crash can lose is the lines of the last `FLUSH_AFTER`; the decisions themselves were already
+//! enforced. The flusher is a task on the proxy's runtime, not a thread of its own: no stack or
+//! allocator arena to pay for in the 15 MB idle budget, and it parks on a `Notify` between batches.
 
 use std::io::Write;
 use std::path::Path;
