@@ -43,6 +43,10 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// How long a graceful shutdown waits for in-flight connections before dropping them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// During a drain, an opaque stream (passthrough tunnel, WebSocket) that has moved no byte for
+/// this long is closed: it has nothing in flight that a close would cut.
+pub const DRAIN_IDLE: Duration = Duration::from_secs(1);
+
 /// Bytes buffered per direction when splicing passthrough and WebSocket tunnels.
 pub const SPLICE_BUFFER: usize = 16 * 1024;
 

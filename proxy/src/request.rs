@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::accept::framing::Poison;
-use crate::accept::ClientCx;
+use crate::accept::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
 use crate::body::{self, Counted, Idle};
 use crate::forward::headers::{is_websocket_upgrade, strip_hop_by_hop};
@@ -36,15 +36,18 @@ pub struct TunnelCx {
     /// `target.authority()` as the upstream URI's authority; `None` if it does not parse
     /// (every request is then refused as unparseable).
     authority: Option<Authority>,
+    /// The client connection's lease, for the WebSocket relays its requests start.
+    lease: Lease,
 }
 
 impl TunnelCx {
-    pub fn new(client: ClientCx, target: Target) -> Self {
+    pub fn new(client: ClientCx, target: Target, lease: Lease) -> Self {
         TunnelCx {
             client,
             host: target.host_string(),
             authority: Authority::try_from(target.authority()).ok(),
             target,
+            lease,
         }
     }
 }
@@ -76,7 +79,7 @@ pub async fn handle_bumped(
         );
     };
     let inject = proxy.injector.for_target(t);
-    exchange(req, uri, t, event, proxy, inject).await
+    exchange(req, uri, t, event, proxy, inject, &tunnel.lease).await
 }
 
 /// `https://<tunnel authority><path and query of the request>`, from parts already parsed
@@ -99,6 +102,7 @@ pub async fn handle_plain(
     req: Request<Incoming>,
     cx: ClientCx,
     proxy: Arc<Proxy>,
+    lease: &Lease,
 ) -> Response<ProxyBody> {
     let path = path_and_query(req.uri());
     let host = req.uri().host().unwrap_or_default().to_owned();
@@ -146,7 +150,7 @@ pub async fn handle_plain(
             "unparseable request target".into(),
         );
     };
-    exchange(req, uri, &target, event, proxy, None).await
+    exchange(req, uri, &target, event, proxy, None, lease).await
 }
 
 /// Rewrites the request head after inspection and before forwarding (credential injection,
@@ -154,7 +158,7 @@ pub async fn handle_plain(
 pub type Prepare = Box<dyn FnOnce(&mut http::request::Parts) -> Result<(), String> + Send>;
 
 /// Inspect → prepare → forward → stream back. `target` is what policy allowed; `uri` is the
-/// absolute upstream URI.
+/// absolute upstream URI; a WebSocket relay runs under the client connection's `lease`.
 pub async fn exchange(
     mut req: Request<Incoming>,
     uri: Uri,
@@ -162,6 +166,7 @@ pub async fn exchange(
     mut event: Event,
     proxy: Arc<Proxy>,
     prepare: Option<Prepare>,
+    lease: &Lease,
 ) -> Response<ProxyBody> {
     let poisoned = req.extensions().get::<Poison>().is_some_and(Poison::is_set);
     let why = if poisoned {
@@ -275,7 +280,8 @@ pub async fn exchange(
     if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let proxy = Arc::clone(&proxy);
-        tokio::spawn(async move {
+        let shutdown = lease.shutdown().clone();
+        lease.spawn(async move {
             if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
                 let moved = websocket::relay(
                     TokioIo::new(c),
@@ -283,6 +289,7 @@ pub async fn exchange(
                     inspecting,
                     &proxy,
                     &mut event,
+                    &shutdown,
                 )
                 .await;
                 event.bytes_up = moved.up;

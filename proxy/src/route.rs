@@ -15,11 +15,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::accept::framing::{Guarded, Poison};
-use crate::accept::ClientCx;
+use crate::accept::{ClientCx, Lease};
 use crate::audit::{Event, Kind};
 use crate::body;
 use crate::config::{find_route, Config, ConfigError, Route, Secrets};
@@ -78,32 +76,29 @@ fn is_push(path: &str, query: Option<&str>) -> bool {
 }
 
 /// Serves one routes-listener connection (accepted by `accept::serve`, which bounds them).
-pub async fn serve_connection(
-    stream: TcpStream,
-    cx: ClientCx,
-    proxy: Arc<Proxy>,
-    shutdown: CancellationToken,
-    _tracker: TaskTracker,
-) {
+pub async fn serve_connection(stream: TcpStream, cx: ClientCx, proxy: Arc<Proxy>, lease: Lease) {
     let poison = Poison::default();
     let io = TokioIo::new(Guarded::new(stream, poison.clone()));
+    let svc_lease = lease.clone();
     let svc = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(poison.clone());
         let proxy = Arc::clone(&proxy);
-        async move { Ok::<_, Infallible>(handle(req, cx, proxy).await) }
+        let lease = svc_lease.clone();
+        async move { Ok::<_, Infallible>(handle(req, cx, proxy, lease).await) }
     });
     let conn = crate::accept::http1::builder().serve_connection(io, svc);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {},
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+    if let Err(e) = crate::accept::serve_until_shutdown!(lease, conn) {
+        tracing::debug!(conn = cx.conn, error = %e, "route connection ended");
     }
 }
 
-async fn handle(req: Request<Incoming>, cx: ClientCx, proxy: Arc<Proxy>) -> Response<ProxyBody> {
+async fn handle(
+    req: Request<Incoming>,
+    cx: ClientCx,
+    proxy: Arc<Proxy>,
+    lease: Lease,
+) -> Response<ProxyBody> {
     let pq = req
         .uri()
         .path_and_query()
@@ -171,7 +166,7 @@ async fn handle(req: Request<Incoming>, cx: ClientCx, proxy: Arc<Proxy>) -> Resp
         parts.headers.insert(AUTHORIZATION, value);
         Ok(())
     });
-    exchange(req, uri, &target, event, proxy, Some(prepare)).await
+    exchange(req, uri, &target, event, proxy, Some(prepare), &lease).await
 }
 
 #[cfg(test)]

@@ -284,12 +284,17 @@ impl ProxyProcess {
 
     /// Sends SIGTERM (the `kill` utility: no unsafe code here).
     pub fn signal_term(&self) -> Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Sends the named signal (`TERM`, `INT`, ...).
+    pub fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.pid().to_string())
             .status()?;
         if !status.success() {
-            bail!("kill -TERM {} failed", self.pid());
+            bail!("kill -{name} {} failed", self.pid());
         }
         Ok(())
     }
@@ -297,10 +302,15 @@ impl ProxyProcess {
     /// SIGTERM, wait ≤ [`STOP_TIMEOUT`], then SIGKILL. Returns the exit status
     /// and whether it exited on its own (graceful).
     pub fn stop(&mut self) -> Result<(ExitStatus, bool)> {
+        self.stop_with("TERM")
+    }
+
+    /// [`stop`](Self::stop) with another signal (SIGINT: Ctrl-C in a terminal).
+    pub fn stop_with(&mut self, signal: &str) -> Result<(ExitStatus, bool)> {
         if let Some(status) = self.child.try_wait()? {
             return Ok((status, true));
         }
-        self.signal_term()?;
+        self.signal(signal)?;
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio_util::task::TaskTracker;
 
-use super::ClientCx;
+use super::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
 use crate::body;
 use crate::forward::ProxyBody;
@@ -19,7 +18,7 @@ pub async fn handle(
     mut req: Request<Incoming>,
     cx: ClientCx,
     proxy: Arc<Proxy>,
-    tracker: TaskTracker,
+    lease: Lease,
 ) -> Response<ProxyBody> {
     let Some(authority) = req.uri().authority().cloned() else {
         return body::response(
@@ -52,10 +51,14 @@ pub async fn handle(
 
     let upgrade = hyper::upgrade::on(&mut req);
     let tunnel_proxy = Arc::clone(&proxy);
-    tracker.spawn(async move {
+    // The tunnel outlives this HTTP/1 connection's task (hyper ends it on upgrade); its own
+    // lease clone keeps the connection counted and drained until the tunnel closes.
+    let tunnel_lease = lease.clone();
+    lease.spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                crate::bump::tunnel(TokioIo::new(upgraded), target, addrs, cx, tunnel_proxy).await;
+                let io = TokioIo::new(upgraded);
+                crate::bump::tunnel(io, target, addrs, cx, tunnel_proxy, tunnel_lease).await;
             }
             Err(e) => tracing::debug!(conn = cx.conn, error = %e, "CONNECT upgrade failed"),
         }

@@ -9,11 +9,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::framing::{Guarded, Poison};
-use super::ClientCx;
+use super::{ClientCx, Lease};
 use crate::body;
 use crate::forward::ProxyBody;
 use crate::limits::{HEADER_READ_TIMEOUT, MAX_HEADERS, MAX_HEADER_BYTES};
@@ -34,31 +32,22 @@ pub fn builder() -> http1::Builder {
     b
 }
 
-pub async fn serve_client(
-    stream: TcpStream,
-    cx: ClientCx,
-    proxy: Arc<Proxy>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
+pub async fn serve_client(stream: TcpStream, cx: ClientCx, proxy: Arc<Proxy>, lease: Lease) {
     let poison = Poison::default();
     let stream = Guarded::new(stream, poison.clone());
+    let svc_lease = lease.clone();
     let svc = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(poison.clone());
         let proxy = Arc::clone(&proxy);
-        let tracker = tracker.clone();
-        async move { Ok::<_, Infallible>(route(req, cx, proxy, tracker).await) }
+        let lease = svc_lease.clone();
+        async move { Ok::<_, Infallible>(route(req, cx, proxy, lease).await) }
     });
     let conn = builder()
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
     tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => if let Err(e) = r { tracing::debug!(conn = cx.conn, error = %e, "client connection ended") },
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+    if let Err(e) = crate::accept::serve_until_shutdown!(lease, conn) {
+        tracing::debug!(conn = cx.conn, error = %e, "client connection ended");
     }
 }
 
@@ -66,13 +55,13 @@ async fn route(
     req: Request<Incoming>,
     cx: ClientCx,
     proxy: Arc<Proxy>,
-    tracker: TaskTracker,
+    lease: Lease,
 ) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT {
-        return super::connect::handle(req, cx, proxy, tracker).await;
+        return super::connect::handle(req, cx, proxy, lease).await;
     }
     if req.uri().scheme().is_some() && req.uri().authority().is_some() {
-        return crate::request::handle_plain(req, cx, proxy).await;
+        return crate::request::handle_plain(req, cx, proxy, &lease).await;
     }
     body::response(
         StatusCode::BAD_REQUEST,

@@ -5,6 +5,7 @@
 pub mod connect;
 pub mod framing;
 pub mod http1;
+mod lease;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::limits::MAX_CONNECTIONS;
 use crate::state::Proxy;
+pub(crate) use lease::serve_until_shutdown;
+pub use lease::Lease;
 
 /// Identity of one client connection, carried into every audit event it causes.
 #[derive(Debug, Clone, Copy)]
@@ -28,27 +31,22 @@ pub struct ClientCx {
 
 /// What a listener does with one accepted connection.
 pub trait Serve:
-    Fn(TcpStream, ClientCx, Arc<Proxy>, CancellationToken, TaskTracker) -> Self::Fut
-    + Send
-    + Sync
-    + 'static
+    Fn(TcpStream, ClientCx, Arc<Proxy>, Lease) -> Self::Fut + Send + Sync + 'static
 {
     type Fut: Future<Output = ()> + Send + 'static;
 }
 
 impl<F, Fut> Serve for F
 where
-    F: Fn(TcpStream, ClientCx, Arc<Proxy>, CancellationToken, TaskTracker) -> Fut
-        + Send
-        + Sync
-        + 'static,
+    F: Fn(TcpStream, ClientCx, Arc<Proxy>, Lease) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     type Fut = Fut;
 }
 
-/// Accepts until `shutdown`, at most `MAX_CONNECTIONS` at once; each connection runs `serve` on
-/// `tracker` so shutdown can wait for it. Shared by the proxy and the routes listeners.
+/// Accepts until `shutdown`, at most `MAX_CONNECTIONS` at once; each connection runs `serve`
+/// under a `Lease` (its slot, counted until every task serving it ends; tracked so shutdown can
+/// wait for it). Shared by the proxy and the routes listeners.
 pub async fn serve<S: Serve>(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -84,17 +82,12 @@ pub async fn serve<S: Serve>(
             conn: proxy.next_conn_id(),
             peer,
         };
-        let open = proxy.metrics.connection_opened();
-        let conn = serve(
-            stream,
-            cx,
-            Arc::clone(&proxy),
+        let lease = Lease::new(
+            permit,
+            proxy.metrics.connection_opened(),
             shutdown.clone(),
             tracker.clone(),
         );
-        tracker.spawn(async move {
-            let (_permit, _open) = (permit, open);
-            conn.await;
-        });
+        lease.spawn(serve(stream, cx, Arc::clone(&proxy), lease.clone()));
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use crate::accept::ClientCx;
+use crate::accept::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
 use crate::limits::{CLIENT_HELLO_TIMEOUT, MAX_CLIENT_HELLO_BYTES};
 use crate::policy::{Mode, Target};
@@ -46,6 +46,7 @@ pub async fn tunnel<IO>(
     addrs: Vec<SocketAddr>,
     cx: ClientCx,
     proxy: Arc<Proxy>,
+    lease: Lease,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -65,8 +66,8 @@ pub async fn tunnel<IO>(
     }
     let io = Prefixed::new(buf.freeze(), io);
     match target.mode {
-        Mode::Passthrough => passthrough::splice(io, &target, &addrs, cx, &proxy).await,
-        Mode::Intercept => serve::intercept(io, target, cx, proxy).await,
+        Mode::Passthrough => passthrough::splice(io, &target, &addrs, cx, &proxy, &lease).await,
+        Mode::Intercept => serve::intercept(io, target, cx, proxy, lease).await,
     }
 }
 

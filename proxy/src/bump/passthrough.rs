@@ -5,14 +5,20 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::accept::ClientCx;
+use crate::accept::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
 use crate::forward::connector::dial_first;
 use crate::policy::Target;
 use crate::state::Proxy;
 
-pub async fn splice<IO>(io: IO, target: &Target, addrs: &[SocketAddr], cx: ClientCx, proxy: &Proxy)
-where
+pub async fn splice<IO>(
+    io: IO,
+    target: &Target,
+    addrs: &[SocketAddr],
+    cx: ClientCx,
+    proxy: &Proxy,
+    lease: &Lease,
+) where
     IO: AsyncRead + AsyncWrite + Send,
 {
     let mut event = Event::begin(cx.conn, Kind::Tunnel, Some(cx.peer)).target(
@@ -27,7 +33,7 @@ where
             proxy.metrics.decision("error", "upstream");
         }
         Ok(upstream) => {
-            let moved = super::splice::splice(io, upstream).await;
+            let moved = super::splice::splice(io, upstream, lease.shutdown()).await;
             event.bytes_up = moved.up;
             event.bytes_down = moved.down;
             proxy.metrics.add_bytes(moved.up, moved.down);

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
 use crate::accept::framing::{Guarded, Poison};
-use crate::accept::ClientCx;
+use crate::accept::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
 use crate::limits::{
     H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT, MAX_HEADER_BYTES, TLS_HANDSHAKE_TIMEOUT,
@@ -20,7 +20,7 @@ use crate::policy::Target;
 use crate::request::{handle_bumped, TunnelCx};
 use crate::state::Proxy;
 
-pub async fn intercept<IO>(io: IO, target: Target, cx: ClientCx, proxy: Arc<Proxy>)
+pub async fn intercept<IO>(io: IO, target: Target, cx: ClientCx, proxy: Arc<Proxy>, lease: Lease)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -36,7 +36,7 @@ where
         Ok(Ok(tls)) => tls,
     };
     let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let tunnel = Arc::new(TunnelCx::new(cx, target));
+    let tunnel = Arc::new(TunnelCx::new(cx, target, lease.clone()));
     let poison = Poison::default();
     let poison_reader = poison.clone();
     let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -45,20 +45,24 @@ where
         let tunnel = Arc::clone(&tunnel);
         async move { Ok::<_, Infallible>(handle_bumped(req, tunnel, proxy).await) }
     });
+    // On shutdown, HTTP/1 finishes the exchange in flight and closes; HTTP/2 sends GOAWAY and
+    // finishes its open streams.
     let result = if is_h2 {
-        http2::Builder::new(TokioExecutor::new())
+        let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_header_list_size(MAX_HEADER_BYTES as u32)
             .keep_alive_interval(Some(H2_KEEPALIVE_INTERVAL))
             .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
-            .serve_connection(TokioIo::new(tls), svc)
-            .await
+            .serve_connection(TokioIo::new(tls), svc);
+        tokio::pin!(conn);
+        crate::accept::serve_until_shutdown!(lease, conn)
     } else {
         let io = TokioIo::new(Guarded::new(tls, poison_reader));
-        crate::accept::http1::builder()
+        let conn = crate::accept::http1::builder()
             .serve_connection(io, svc)
-            .with_upgrades()
-            .await
+            .with_upgrades();
+        tokio::pin!(conn);
+        crate::accept::serve_until_shutdown!(lease, conn)
     };
     if let Err(e) = result {
         tracing::debug!(conn = cx.conn, error = %e, "bumped connection ended");

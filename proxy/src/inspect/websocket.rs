@@ -8,7 +8,7 @@
 //! compressed frame could not be scanned, and one arriving anyway (RSV1) ends the connection.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Inspector, Verdict};
 use crate::audit::{Decision, Event};
-use crate::bump::splice::{splice, Moved};
+use crate::bump::splice::{splice, Meter, Moved};
 use crate::limits::{IDLE_TIMEOUT, SPLICE_BUFFER};
 use crate::state::Proxy;
 
@@ -50,6 +50,8 @@ pub enum Stop {
     Closed,
     /// Neither direction moved for `IDLE_TIMEOUT`.
     Idle,
+    /// The proxy is shutting down and the connection was quiet for `DRAIN_IDLE`.
+    Shutdown,
     /// A blocking DLP finding in a client message (redacted by the engine).
     Finding(Box<Finding>),
     /// The client broke RFC 6455 or sent frames we cannot scan (extension bits).
@@ -64,7 +66,7 @@ impl Stop {
     /// The close code and reason sent both ways when the proxy ends the connection itself.
     fn close(&self) -> Option<(u16, String)> {
         match self {
-            Stop::Closed | Stop::Idle => None,
+            Stop::Closed | Stop::Idle | Stop::Shutdown => None,
             Stop::Finding(f) => Some((1008, format!("egress-proxy: DLP rule {}", f.rule_id))),
             Stop::Protocol(why) => Some((1002, format!("egress-proxy: {why}"))),
             Stop::TooBig => Some((1009, "egress-proxy: message too big to scan".into())),
@@ -89,22 +91,23 @@ pub async fn relay<C, U>(
     inspecting: bool,
     proxy: &Proxy,
     event: &mut Event,
+    shutdown: &CancellationToken,
 ) -> Moved
 where
     C: AsyncRead + AsyncWrite + Send,
     U: AsyncRead + AsyncWrite + Send,
 {
     if !inspecting {
-        return splice(client, upstream).await;
+        return splice(client, upstream, shutdown).await;
     }
-    let r = relay_inspected(client, upstream, Arc::clone(&proxy.inspector)).await;
+    let r = relay_inspected(client, upstream, Arc::clone(&proxy.inspector), shutdown).await;
     if !r.verdict.findings.is_empty() {
         proxy.metrics.dlp_findings(r.verdict.findings.len() as u64);
         event.findings.extend(r.verdict.audit_findings());
     }
     let status = event.status;
     match &r.stop {
-        Stop::Closed | Stop::Idle => {}
+        Stop::Closed | Stop::Idle | Stop::Shutdown => {}
         Stop::Finding(f) => {
             event.outcome(
                 Decision::Deny,
@@ -132,7 +135,12 @@ where
 }
 
 /// The inspected relay itself, independent of audit and metrics.
-pub async fn relay_inspected<C, U>(client: C, upstream: U, inspector: Arc<Inspector>) -> Relayed
+pub async fn relay_inspected<C, U>(
+    client: C,
+    upstream: U,
+    inspector: Arc<Inspector>,
+    shutdown: &CancellationToken,
+) -> Relayed
 where
     C: AsyncRead + AsyncWrite + Send,
     U: AsyncRead + AsyncWrite + Send,
@@ -150,6 +158,7 @@ where
             )
         } => Some(r),
         () = meter.idle(IDLE_TIMEOUT) => None,
+        () = meter.drained(shutdown) => Some((Stop::Shutdown, false)),
     };
     let stop = match outcome {
         None => Stop::Idle,
@@ -165,53 +174,9 @@ where
     };
     let _ = cw.shutdown().await;
     Relayed {
-        moved: Moved {
-            up: meter.up.load(Ordering::Relaxed),
-            down: meter.down.load(Ordering::Relaxed),
-        },
+        moved: meter.moved(),
         verdict: inbound.verdict,
         stop,
-    }
-}
-
-/// Bytes moved each way and when anything last moved (for the idle timeout).
-struct Meter {
-    start: Instant,
-    last_ms: AtomicU64,
-    up: AtomicU64,
-    down: AtomicU64,
-}
-
-impl Meter {
-    fn new() -> Meter {
-        Meter {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            up: AtomicU64::new(0),
-            down: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn touch(&self) {
-        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
-    }
-
-    /// Resolves once neither direction has moved for `limit`.
-    async fn idle(&self, limit: Duration) {
-        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-        loop {
-            tokio::time::sleep(limit / 4).await;
-            let idle_for = self
-                .now_ms()
-                .saturating_sub(self.last_ms.load(Ordering::Relaxed));
-            if idle_for >= limit_ms {
-                return;
-            }
-        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! `openssl s_client` for TLS edge cases curl will not produce, notably an SNI
 //! that differs from the CONNECT host (OpenSSL 3's `-proxy` does the CONNECT).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -110,6 +111,31 @@ impl SClient {
     }
 
     pub fn run(&self) -> Result<SClientOutput> {
+        let out = run_with_timeout(self.command(), Some(self.input.clone()), self.timeout)?;
+        Ok(SClientOutput {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            exit_code: out.status.code().unwrap_or(-1),
+        })
+    }
+
+    /// Starts s_client and leaves it running: `input` is written once the process is up and
+    /// stdin stays open, so the connection stays open until the server closes it or the child
+    /// is killed (for tests of connections that outlive a request). Output is discarded.
+    pub fn spawn(&self) -> Result<Child> {
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn()?;
+        if let Some(stdin) = child.stdin.as_mut() {
+            stdin.write_all(&self.input)?;
+            stdin.flush()?;
+        }
+        Ok(child)
+    }
+
+    fn command(&self) -> Command {
         let mut cmd = Command::new("openssl");
         scrub_env(&mut cmd);
         cmd.arg("s_client").arg("-connect").arg(&self.connect);
@@ -130,11 +156,6 @@ impl SClient {
         if self.ign_eof {
             cmd.arg("-ign_eof");
         }
-        let out = run_with_timeout(cmd, Some(self.input.clone()), self.timeout)?;
-        Ok(SClientOutput {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            exit_code: out.status.code().unwrap_or(-1),
-        })
+        cmd
     }
 }

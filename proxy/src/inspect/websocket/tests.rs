@@ -342,7 +342,10 @@ async fn real_client_frames_parse_and_unmask() {
 async fn relay_echoes_clean_messages_and_closes_1008_on_a_secret() {
     let (client_end, relay_client) = tokio::io::duplex(1 << 16);
     let (relay_upstream, server_end) = tokio::io::duplex(1 << 16);
-    let relay = tokio::spawn(relay_inspected(relay_client, relay_upstream, inspector()));
+    let relay = tokio::spawn(async move {
+        let shutdown = CancellationToken::new();
+        relay_inspected(relay_client, relay_upstream, inspector(), &shutdown).await
+    });
     let server = tokio::spawn(async move {
         let mut ws = WebSocketStream::from_raw_socket(server_end, Role::Server, None).await;
         let mut seen = Vec::new();

@@ -1,0 +1,147 @@
+//! A client connection's life after its CONNECT is answered: it stays counted (the connection
+//! cap and the `egress_active_connections` gauge) until the tunnel closes, and a shutdown
+//! (SIGTERM or SIGINT) drains it — what is in flight finishes, what is idle closes at once.
+//! Real clients: `openssl s_client` holding tunnels open, curl streaming SSE.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::{Bench, Setup, HOST};
+use testkit::SClient;
+
+/// A bumped (or, with `ca` = the upstream's CA, passthrough) tunnel held open by s_client,
+/// after one keep-alive request has gone through it.
+fn open_tunnel(b: &Bench, ca: &std::path::Path) -> Child {
+    let port = b.upstream.port();
+    let before = b.upstream.requests().len();
+    let child = SClient::new(format!("{HOST}:{port}"))
+        .proxy(b.proxy.listen_addr().to_string())
+        .cafile(ca)
+        .input(format!("GET /echo HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"))
+        .spawn()
+        .unwrap();
+    wait_for("the request through the tunnel", || {
+        b.upstream.requests().len() > before
+    });
+    child
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn active_connections(b: &Bench) -> i64 {
+    let admin = b.proxy.admin_addr().expect("admin listener");
+    let text = testkit::Curl::new(format!("http://{admin}/metrics"))
+        .run()
+        .unwrap()
+        .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("egress_active_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no gauge in {text}"))
+}
+
+fn exits_within(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn open_tunnels_are_counted_until_they_close() {
+    let b = Bench::start();
+    let mut tunnels: Vec<Child> = (0..3).map(|_| open_tunnel(&b, &b.ca())).collect();
+    // Each tunnel's CONNECT was answered long ago; the connections are still open.
+    assert_eq!(active_connections(&b), 3);
+    for t in &mut tunnels {
+        t.kill().unwrap();
+        t.wait().unwrap();
+    }
+    wait_for("the gauge to drop", || active_connections(&b) == 0);
+}
+
+#[test]
+fn sigterm_closes_an_idle_bumped_tunnel_at_once() {
+    let mut b = Bench::start();
+    let mut tunnel = open_tunnel(&b, &b.ca());
+    let start = Instant::now();
+    let (status, graceful) = b.proxy.stop().unwrap();
+    assert!(graceful && status.success(), "{status:?}");
+    // An idle keep-alive connection has nothing in flight: no wait for the drain timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        exits_within(&mut tunnel, Duration::from_secs(5)),
+        "tunnel left open"
+    );
+}
+
+#[test]
+fn sigterm_closes_a_quiet_passthrough_tunnel() {
+    let mut b = Bench::with(Setup {
+        passthrough: true,
+        ..Setup::default()
+    });
+    // Passthrough: s_client talks TLS with the upstream itself, through the spliced tunnel.
+    let upstream_ca = b.test_ca.ca_pem_path().to_path_buf();
+    let mut tunnel = open_tunnel(&b, &upstream_ca);
+    let start = Instant::now();
+    let (status, graceful) = b.proxy.stop().unwrap();
+    assert!(graceful && status.success(), "{status:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        exits_within(&mut tunnel, Duration::from_secs(5)),
+        "tunnel left open"
+    );
+    let tunnels: Vec<_> = b
+        .audit("allow")
+        .into_iter()
+        .filter(|e| e["kind"] == "tunnel")
+        .collect();
+    assert_eq!(tunnels.len(), 1, "{:?}", b.proxy.audit_lines());
+    assert!(
+        tunnels[0]["bytes_down"].as_u64().unwrap() > 0,
+        "{:?}",
+        tunnels[0]
+    );
+}
+
+#[test]
+fn sigint_lets_a_streaming_response_finish() {
+    let mut b = Bench::start();
+    let sse = b.curl("/sse?n=6&interval_ms=300").http2();
+    let stream = std::thread::spawn(move || sse.run_timed_lines().unwrap());
+    wait_for("the stream to start", || {
+        !b.upstream.requests_to("/sse").is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, graceful) = b.proxy.stop_with("INT").unwrap();
+    assert!(graceful && status.success(), "{status:?}");
+    let timed = stream.join().unwrap();
+    let events = timed
+        .lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("data:"))
+        .count();
+    assert_eq!(events, 6, "the drain cut the stream: {timed:?}");
+}
