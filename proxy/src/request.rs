@@ -23,6 +23,9 @@ use crate::limits::BODY_IDLE_TIMEOUT;
 use crate::policy::Target;
 use crate::state::Proxy;
 use dlp_rules::BodyContext;
+use outcome::{CutOnBlock, Outcome};
+
+mod outcome;
 
 /// What a bumped tunnel was allowed for; every request inside must stay within it. The host
 /// and authority are rendered once per tunnel, not per request (keep-alive tunnels carry
@@ -214,8 +217,10 @@ pub async fn exchange(
 
     let up = Arc::new(AtomicU64::new(0));
     let shared: SharedVerdict = Arc::default();
+    let outcome = Outcome::new(Arc::clone(&proxy), Arc::clone(&shared), Arc::clone(&up));
     // A body that is already known to be empty (most GETs) needs no scanner.
-    let upstream_body = if inspecting && !http_body::Body::is_end_stream(&incoming) {
+    let scanning = inspecting && !http_body::Body::is_end_stream(&incoming);
+    let upstream_body = if scanning {
         let scanner = match proxy
             .inspector
             .engine()
@@ -235,7 +240,10 @@ pub async fn exchange(
             Arc::clone(&shared),
             compressed,
         );
-        body::boxed(Counted::new(scanned, Arc::clone(&up)))
+        // The request body may outlive the response (an upstream that answers first): it
+        // holds the outcome so the audit line waits for its verdict.
+        let held = Arc::clone(&outcome);
+        body::boxed(Counted::new(scanned, Arc::clone(&up)).on_drop(move |_| drop(held)))
     } else {
         let idle = Idle::new(incoming, BODY_IDLE_TIMEOUT);
         body::boxed(Counted::new(idle, Arc::clone(&up)))
@@ -275,9 +283,9 @@ pub async fn exchange(
     let upgraded = websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(resp.headers_mut(), upgraded);
     event.outcome(Decision::Allow, resp.status().as_u16(), "allowed");
-    proxy.metrics.decision("allow", "request");
 
     if let (true, Some(client_upgrade)) = (upgraded, client_upgrade) {
+        proxy.metrics.decision("allow", "request");
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let proxy = Arc::clone(&proxy);
         let shutdown = lease.shutdown().clone();
@@ -305,24 +313,18 @@ pub async fn exchange(
 
     let (mut parts, incoming) = resp.into_parts();
     parts.version = Version::HTTP_11;
-    let down = Arc::new(AtomicU64::new(0));
-    let audit_proxy = Arc::clone(&proxy);
-    let counted = Counted::new(incoming, down).on_drop(move |bytes_down| {
-        // Warn-mode findings in the request body are known by now (the body was sent first).
-        if let Ok(state) = shared.lock() {
-            event.findings.extend(state.verdict.audit_findings());
-        }
-        if !event.findings.is_empty() {
-            audit_proxy
-                .metrics
-                .dlp_findings(event.findings.len() as u64);
-        }
-        event.bytes_down = bytes_down;
-        event.bytes_up = up.load(Ordering::Relaxed);
-        audit_proxy.metrics.add_bytes(event.bytes_up, bytes_down);
-        audit_proxy.audit.emit(event);
+    outcome.arm(event);
+    let counted = Counted::new(incoming, Arc::new(AtomicU64::new(0))).on_drop(move |bytes_down| {
+        outcome.set_bytes_down(bytes_down);
+        drop(outcome);
     });
-    Response::from_parts(parts, body::boxed(counted))
+    let body = if scanning {
+        // The request body is still being scanned while this streams: a late block cuts it.
+        body::boxed(CutOnBlock::new(counted, shared))
+    } else {
+        body::boxed(counted)
+    };
+    Response::from_parts(parts, body)
 }
 
 enum BodyRefusal {

@@ -214,3 +214,53 @@ fn secret_split_across_upload_chunks_is_refused_and_never_partly_sent() {
     );
     assert!(received < (boundary - 50) as u64 + 4);
 }
+
+/// An upstream that answers before it has read the body (`/duplex` streams a line per body
+/// frame): the response has started when the secret is found, so no 403 is possible. The
+/// response is cut instead (HTTP/2: stream reset; HTTP/1: connection closed mid-body), the audit
+/// line says deny, and no byte of the secret reaches the upstream.
+#[test]
+fn secret_found_after_the_response_started_cuts_the_response() {
+    for (n, h2) in [(0u64, false), (1, true)] {
+        let b = Bench::start();
+        let secret = github_pat(20 + n);
+        let mut body = clean_text(200_000, 20 + n);
+        body.extend_from_slice(format!(" token={secret} ").as_bytes());
+        body.extend(clean_text(1000, 30 + n));
+        // Paced upload (~1 s): the upstream's answer is back long before the body is through.
+        let curl = b
+            .curl("/duplex")
+            .method("POST")
+            .header("Content-Type", "text/plain")
+            .arg("--limit-rate")
+            .arg("200k");
+        let curl = if h2 { curl.http2() } else { curl.http1() };
+        let out = curl.body(body).run().unwrap();
+        assert_eq!(out.status, 200, "the head came first: {}", out.stderr);
+        let text = out.text();
+        assert_ne!(
+            out.exit_code, 0,
+            "curl saw a complete response: {text}\n{}",
+            out.stderr
+        );
+        assert!(
+            !text.contains("end\n"),
+            "the response ran to its end: {text}"
+        );
+        assert!(b.upstream.wait_idle(WAIT));
+        assert!(!b.upstream.received_bytes_contains(secret.as_bytes()));
+        assert_no_piece_received(&b, &secret, 4);
+        let event = b
+            .proxy
+            .wait_audit(WAIT, |e| {
+                e["path"] == "/duplex" && e["decision"] == "deny" && e["status"] == 200
+            })
+            .unwrap_or_else(|| panic!("no deny audit (h2 {h2}): {:?}", b.proxy.audit_lines()));
+        assert_eq!(event["findings"][0]["rule_id"], "github-pat", "{event}");
+        assert!(
+            event["reason"].as_str().unwrap().contains("response cut"),
+            "{event}"
+        );
+        assert!(!b.proxy.all_output().contains(&secret));
+    }
+}

@@ -362,6 +362,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx, peer: SocketAddr) -> Resp
         "/sse" => routes::sse(parts, body, log).await,
         "/upload" => routes::upload(parts, body, log).await,
         "/download" => routes::download(parts, body, log).await,
+        "/duplex" => routes::duplex(parts, body, log).await,
         "/ws" => ws::upgrade(parts, on_upgrade, log),
         p if p.starts_with("/status/") => {
             let code = p.trim_start_matches("/status/").to_owned();

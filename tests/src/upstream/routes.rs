@@ -164,6 +164,51 @@ pub async fn sse(parts: Parts, body: Incoming, log: &Log) -> Response<RespBody> 
     resp
 }
 
+/// `/duplex`: answers at once, before reading the body, then streams one line per request-body
+/// frame (`got N`) as the body arrives, and `end` (or `cut` if the body failed) when it ends: a
+/// full-duplex exchange, where the response has started before the request body is through.
+pub async fn duplex(parts: Parts, body: Incoming, log: &Log) -> Response<RespBody> {
+    let mut rec = recorded_from_parts(&parts);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let log = log.clone();
+    tokio::spawn(async move {
+        let mut body = body;
+        loop {
+            match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        rec.body_len += data.len() as u64;
+                        log.raw(data);
+                        let room = RECORDED_BODY_CAP.saturating_sub(rec.body.len());
+                        rec.body.extend_from_slice(&data[..data.len().min(room)]);
+                        let _ = tx.send(Bytes::from(format!("got {}\n", data.len()))).await;
+                    }
+                }
+                Ok(None) => {
+                    let _ = tx.send(Bytes::from_static(b"end\n")).await;
+                    break;
+                }
+                Ok(Some(Err(_))) | Err(_) => {
+                    rec.body_complete = false;
+                    let _ = tx.send(Bytes::from_static(b"cut\n")).await;
+                    break;
+                }
+            }
+        }
+        log.finish(rec);
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        Some((Ok::<_, std::io::Error>(Frame::data(line)), rx))
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    resp
+}
+
 /// `/download?bytes=N`: N bytes of `x`, streamed in 64 KiB chunks with a Content-Length.
 pub async fn download(parts: Parts, body: Incoming, log: &Log) -> Response<RespBody> {
     let mut rec = recorded_from_parts(&parts);
