@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{Bench, HOST};
+use common::{Bench, Setup, HOST};
 use testkit::{http_raw, raw_connect, RawResponse, SClient};
 
 const T: Duration = Duration::from_secs(10);
@@ -58,29 +58,48 @@ fn wrong_port_of_an_allowed_host_is_denied_with_a_port_hint() {
 #[test]
 fn private_and_obfuscated_ip_literals_are_denied() {
     let b = Bench::start();
-    for target in [
-        "127.0.0.1:443",
-        "2130706433:443",
-        "0x7f000001:443",
-        "0177.0.0.1:443",
-        "127.1:443",
-        "[::1]:443",
-        "[::ffff:127.0.0.1]:443",
-        "169.254.169.254:80",
-        "10.0.0.1:443",
-        "[fd00::1]:443",
+    // Each notation is normalised before the decision: the denial names the address it means
+    // and warns that it is private (an explicit IP entry would exempt it from the guard).
+    for (target, means) in [
+        ("127.0.0.1:443", "127.0.0.1"),
+        ("2130706433:443", "127.0.0.1"),
+        ("0x7f000001:443", "127.0.0.1"),
+        ("0177.0.0.1:443", "127.0.0.1"),
+        ("127.1:443", "127.0.0.1"),
+        ("[::1]:443", "::1"),
+        ("[::ffff:127.0.0.1]:443", "127.0.0.1"),
+        ("169.254.169.254:80", "169.254.169.254"),
+        ("10.0.0.1:443", "10.0.0.1"),
+        ("[fd00::1]:443", "fd00::1"),
     ] {
         let (resp, _) = raw_connect(b.proxy.listen_addr(), target, T).unwrap();
         assert_eq!(resp.status, 403, "{target}: {}", resp.text());
+        let body = resp.text();
+        assert!(
+            body.contains(&format!("warning: {means} is a private address")),
+            "{target}: {body}"
+        );
     }
     assert!(b.upstream.requests().is_empty());
 }
 
 #[test]
-fn localhost_names_are_denied_even_if_allowlisted_by_wildcard() {
-    let b = Bench::start();
-    let (resp, _) = raw_connect(b.proxy.listen_addr(), "localhost:443", T).unwrap();
-    assert_eq!(resp.status, 403);
+fn localhost_is_denied_even_when_allowlisted_by_name() {
+    let b = Bench::with(Setup {
+        allow: vec!["localhost:*".into()],
+        ..Setup::default()
+    });
+    for target in ["localhost:443", "LOCALHOST.:8443"] {
+        let (resp, _) = raw_connect(b.proxy.listen_addr(), target, T).unwrap();
+        assert_eq!(resp.status, 403, "{target}");
+        // The allowlist matched; the resolver is what refused it (never asked the system).
+        let body = resp.text();
+        assert!(
+            body.contains("localhost names are not resolved by the proxy"),
+            "{target}: {body}"
+        );
+    }
+    // `*.localhost` is refused as an entry outright (too broad): `check` covers that.
 }
 
 #[test]

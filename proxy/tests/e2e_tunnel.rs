@@ -18,7 +18,12 @@ fn curl_h1_and_h2_reach_an_allowlisted_host() {
     assert_eq!(h2.status, 200, "{}", h2.stderr);
     assert_eq!(h2.http_version, "2");
     assert_eq!(h2.json().unwrap()["path"], "/echo");
-    assert_eq!(b.upstream.requests().len(), 2);
+    let seen = b.upstream.requests();
+    assert_eq!(seen.len(), 2);
+    // ALPN on each side independently: an HTTP/1 client goes out over the HTTP/1.1 pool, an
+    // h2 client over h2, which this upstream offers.
+    assert_eq!(seen[0].version, "HTTP/1.1");
+    assert_eq!(seen[1].version, "HTTP/2.0");
     let allowed: Vec<_> = b
         .audit("allow")
         .into_iter()
