@@ -33,6 +33,10 @@ enum Command {
     Run {
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Listen here instead of the config's `listen` (e.g. `127.0.0.1:0` for any free port;
+        /// the address bound is printed).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Manage the per-bottle CA.
     Ca {
@@ -62,7 +66,7 @@ enum CaCommand {
         #[arg(long)]
         dir: PathBuf,
         /// Validity in days.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = certs::DEFAULT_CA_VALIDITY.as_secs() / 86_400)]
         days: u64,
     },
 }
@@ -71,7 +75,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
-        Command::Run { config } => run(config.as_deref()),
+        Command::Run { config, listen } => run(config.as_deref(), listen),
         Command::Ca {
             command: CaCommand::Init { dir, days },
         } => ca_init(&dir, days),
@@ -151,16 +155,21 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn run(path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(path))
+    runtime.block_on(serve(path, listen))
 }
 
-async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let mut _ephemeral: Option<tempfile::TempDir> = None;
-    let (config, ca) = match path {
+async fn serve(
+    path: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    // With no config: an ephemeral CA in a temp dir (removed at exit) and the embedded policy;
+    // how to use them is printed once the listener is bound.
+    let mut ephemeral: Option<(tempfile::TempDir, PathBuf)> = None;
+    let (mut config, ca) = match path {
         Some(p) => {
             let config = Config::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             let ca_cfg = config
@@ -174,29 +183,13 @@ async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             let dir = tempfile::Builder::new().prefix("egress-proxy-").tempdir()?;
             let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY)?;
             let files = ca.write_pem(dir.path())?;
-            let config = Config::embedded_default()?;
-            eprintln!("egress-proxy: no --config given; running the embedded default policy.");
-            eprintln!("  export HTTPS_PROXY=http://{}", config.listen);
-            eprintln!(
-                "  export SSL_CERT_FILE={}   # ephemeral CA for this run",
-                files.cert.display()
-            );
-            let allowed: Vec<String> = config
-                .egress
-                .allow
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            eprintln!("  allowed: {}", allowed.join(", "));
-            eprintln!(
-                "  try: curl --proxy http://{} --cacert {} https://api.anthropic.com/",
-                config.listen,
-                files.cert.display()
-            );
-            _ephemeral = Some(dir);
-            (config, ca)
+            ephemeral = Some((dir, files.cert));
+            (Config::embedded_default()?, ca)
         }
     };
+    if let Some(addr) = listen {
+        config.listen = addr;
+    }
     let secrets = config.resolve_secrets(|name| std::env::var(name).ok())?;
     // The tokens now live only in `secrets` (wrapped, zeroized on drop); keep them out of the
     // environment any child or crash handler could see.
@@ -204,6 +197,9 @@ async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         std::env::remove_var(name);
     }
     let running = egress_proxy::server::start(&config, ca, &secrets).await?;
+    if let Some((_, cert)) = &ephemeral {
+        print_embedded_banner(&config, running.listen, cert);
+    }
     tracing::info!(
         listen = %running.listen,
         admin_listen = %running.admin_listen.map(|a| a.to_string()).unwrap_or_default(),
@@ -214,6 +210,26 @@ async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down: draining connections");
     running.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_embedded_banner(config: &Config, listen: std::net::SocketAddr, cert: &Path) {
+    eprintln!("egress-proxy: no --config given; running the embedded default policy.");
+    eprintln!("  export HTTPS_PROXY=http://{listen}");
+    eprintln!(
+        "  export SSL_CERT_FILE={}   # ephemeral CA for this run",
+        cert.display()
+    );
+    let allowed: Vec<String> = config
+        .egress
+        .allow
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    eprintln!("  allowed: {}", allowed.join(", "));
+    eprintln!(
+        "  try: curl --proxy http://{listen} --cacert {} https://api.anthropic.com/",
+        cert.display()
+    );
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

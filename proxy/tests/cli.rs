@@ -39,6 +39,42 @@ fn ca_init_writes_a_constrained_p256_ca_with_a_private_key_file() {
         text.contains("prime256v1") || text.contains("P-256"),
         "{text}"
     );
+    // Default validity 30 days: still valid in 29, expired within 31.
+    let pem = dir.path().join("ca.pem");
+    let valid_for = |days: u64| {
+        Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-checkend",
+                &(days * 86_400).to_string(),
+                "-in",
+            ])
+            .arg(&pem)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(valid_for(29) && !valid_for(31));
+    // A unique subject per CA (NSS and browsers key trust and caches on it).
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new(common::bin())
+        .args(["ca", "init", "--dir"])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let subject = |dir: &std::path::Path| {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-subject", "-in"])
+            .arg(dir.join("ca.pem"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (a, b) = (subject(dir.path()), subject(other.path()));
+    assert!(a.starts_with("subject=") && a != b, "{a} / {b}");
 }
 
 #[test]
@@ -105,9 +141,9 @@ fn check_rejects_too_broad_wildcards() {
 
 /// With no config, `run` serves an embedded default and says how to use it.
 #[test]
-fn run_without_config_prints_how_to_use_it() {
+fn run_without_config_serves_the_embedded_default() {
     let mut child = Command::new(common::bin())
-        .arg("run")
+        .args(["run", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -121,21 +157,35 @@ fn run_without_config_prints_how_to_use_it() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut saw_proxy = false;
-    let mut saw_ca = false;
-    let mut saw_ready_or_bind_error = false;
-    while Instant::now() < deadline && !(saw_proxy && saw_ca && saw_ready_or_bind_error) {
+    let (mut proxy, mut ca) = (None, None);
+    while Instant::now() < deadline && (proxy.is_none() || ca.is_none()) {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            saw_proxy |= line.contains("HTTPS_PROXY=http://127.0.0.1:3128");
-            saw_ca |= line.contains("ca.pem");
-            // Port 3128 may be taken on a shared machine; the banner is what this test checks.
-            saw_ready_or_bind_error |= line.contains("\"ready\"") || line.contains("cannot listen");
+            if let Some(url) = line.trim().strip_prefix("export HTTPS_PROXY=http://") {
+                proxy = url.parse::<std::net::SocketAddr>().ok();
+            }
+            if let Some(rest) = line.trim().strip_prefix("export SSL_CERT_FILE=") {
+                ca = rest.split_whitespace().next().map(std::path::PathBuf::from);
+            }
         }
     }
+    let (Some(proxy), Some(ca)) = (proxy, ca.clone()) else {
+        let _ = child.kill();
+        panic!("no banner with the bound address and the CA: proxy={proxy:?} ca={ca:?}");
+    };
+    assert_ne!(proxy.port(), 0, "the banner must name the bound port");
+    assert!(std::fs::read_to_string(&ca)
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    // It serves: a host outside the embedded allowlist gets the policy's 403, which says how
+    // to allow it.
+    let (resp, _) =
+        testkit::raw_connect(proxy, "not-allowed.example:443", Duration::from_secs(10)).unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    assert_eq!(resp.status, 403, "{}", resp.text());
     assert!(
-        saw_proxy && saw_ca && saw_ready_or_bind_error,
-        "proxy={saw_proxy} ca={saw_ca} ready={saw_ready_or_bind_error}"
+        resp.text().contains("not-allowed.example"),
+        "{}",
+        resp.text()
     );
 }

@@ -75,6 +75,43 @@ fn exempt_hosts_forward_and_other_hosts_stay_scanned() {
     assert_refused(&b, &out, "github-pat", &secret, &[]);
 }
 
+/// Per-rule overrides in block mode: a `warn_rules` rule forwards and audits its finding, a
+/// `disable_rules` rule never fires, and every other rule still blocks.
+#[test]
+fn per_rule_overrides_warn_disable_and_leave_the_rest_blocking() {
+    let b = Bench::with(Setup {
+        extra: "[dlp]\nmode = \"block\"\nwarn_rules = [\"github-pat\"]\n\
+                disable_rules = [\"anthropic-api-key\"]\n"
+            .into(),
+        ..Setup::default()
+    });
+    let pat = github_pat(23);
+    let out = post(&b, "/echo", "text/plain", format!("token {pat}").into());
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert!(b.upstream.received_bytes_contains(pat.as_bytes()));
+    assert_warned(&b, "/echo", "github-pat", &pat);
+
+    let key = anthropic_key(23);
+    let out = post(&b, "/status/201", "text/plain", format!("key {key}").into());
+    assert_eq!(out.status, 201, "{}", out.text());
+    assert!(b.upstream.received_bytes_contains(key.as_bytes()));
+    let event = b
+        .proxy
+        .wait_audit(WAIT, |e| {
+            e["path"] == "/status/201" && e["decision"] == "allow"
+        })
+        .unwrap();
+    assert!(
+        event.get("findings").is_none(),
+        "a disabled rule fired: {event}"
+    );
+
+    b.upstream.clear();
+    let aws = aws_key_id(23);
+    let out = post(&b, "/echo", "text/plain", format!("id {aws}").into());
+    assert_refused(&b, &out, "aws-access-key-id", &aws, &[]);
+}
+
 #[test]
 fn off_mode_forwards() {
     let b = Bench::with(Setup {
