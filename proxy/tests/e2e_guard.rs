@@ -125,6 +125,30 @@ fn domain_fronting_inside_a_tunnel_is_refused_and_nothing_forwarded() {
 }
 
 #[test]
+fn a_client_hello_without_sni_closes_a_tunnel_opened_for_a_name() {
+    let b = Bench::start();
+    let port = b.upstream.port();
+    let out = SClient::new(format!("{HOST}:{port}"))
+        .proxy(b.proxy.listen_addr().to_string())
+        .no_sni()
+        .cafile(b.ca())
+        .input(format!("GET /echo HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n"))
+        .run()
+        .unwrap();
+    assert!(!out.handshake_done(), "{}\n{}", out.stdout, out.stderr);
+    assert!(b.upstream.requests().is_empty());
+    let event = b
+        .proxy
+        .wait_audit(Duration::from_secs(5), |e| e["kind"] == "tunnel")
+        .unwrap();
+    assert_eq!(event["decision"], "deny", "{event}");
+    assert!(
+        event["reason"].as_str().unwrap().contains("no SNI"),
+        "{event}"
+    );
+}
+
+#[test]
 fn sni_that_differs_from_the_connect_host_closes_the_tunnel() {
     let b = Bench::start();
     let port = b.upstream.port();

@@ -37,6 +37,25 @@ fn curl_h1_and_h2_reach_an_allowlisted_host() {
     );
 }
 
+/// An explicitly allowlisted IP literal: the client sends no SNI (none is allowed for an IP),
+/// the leaf carries an IP SAN, and the explicit entry exempts the address from the
+/// private-address guard on that port.
+#[test]
+fn an_allowlisted_ip_literal_is_bumped_without_sni() {
+    let b = Bench::with(Setup {
+        allow: vec!["127.0.0.1:@PORT@".into()],
+        ..Setup::default()
+    });
+    let url = format!("https://127.0.0.1:{}/echo", b.upstream.port());
+    let out = testkit::Curl::new(url)
+        .proxy(b.proxy.proxy_url())
+        .cacert(b.ca())
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 200, "{} {}", out.text(), out.stderr);
+    assert_eq!(b.upstream.requests().len(), 1);
+}
+
 #[test]
 fn h2_client_to_h1_only_upstream() {
     let b = Bench::with(Setup {

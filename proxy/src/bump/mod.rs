@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use crate::accept::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
 use crate::limits::{CLIENT_HELLO_TIMEOUT, MAX_CLIENT_HELLO_BYTES};
-use crate::policy::{Mode, Target};
+use crate::policy::{Host, Mode, Target};
 use crate::state::Proxy;
 use client_hello::{parse_client_hello, ClientHelloInfo, ParseError};
 use prefixed::Prefixed;
@@ -36,6 +36,8 @@ pub enum TunnelError {
     Closed,
     #[error("SNI {sni:?} does not match CONNECT host {host}")]
     SniMismatch { sni: String, host: String },
+    #[error("ClientHello has no SNI; the tunnel was opened for {0}")]
+    NoSni(String),
     #[error("read: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,14 +57,21 @@ pub async fn tunnel<IO>(
         Ok(h) => h,
         Err(e) => return refuse(&proxy, cx, &target, &e),
     };
-    if let Some(sni) = &hello.sni {
-        if !sni_matches(sni, &host) {
+    match &hello.sni {
+        Some(sni) if !sni_matches(sni, &host) => {
             let e = TunnelError::SniMismatch {
                 sni: sni.clone(),
                 host: host.clone(),
             };
             return refuse(&proxy, cx, &target, &e);
         }
+        // A tunnel opened for a name must say that name: every client library sends SNI for
+        // a host name, so its absence means a hand-made handshake. IP targets carry none
+        // (RFC 6066 forbids IP literals in SNI).
+        None if matches!(target.host, Host::Name(_)) => {
+            return refuse(&proxy, cx, &target, &TunnelError::NoSni(host));
+        }
+        _ => {}
     }
     let io = Prefixed::new(buf.freeze(), io);
     match target.mode {

@@ -32,7 +32,7 @@ pub struct Setup {
     /// TOML inserted at the top of the config, before any table (top-level keys such as
     /// `routes_listen`). `@PORT@` is replaced by the upstream's port.
     pub top: String,
-    /// Extra `[egress] allow` entries.
+    /// Extra `[egress] allow` entries (`@PORT@` is replaced by the upstream's port).
     pub allow: Vec<String>,
     pub passthrough: bool,
     pub trust_upstream: bool,
@@ -79,7 +79,12 @@ impl Bench {
         if !setup.passthrough {
             allow.push(format!("{HOST}:{port}"));
         }
-        allow.extend(setup.allow.iter().cloned());
+        allow.extend(
+            setup
+                .allow
+                .iter()
+                .map(|a| a.replace("@PORT@", &port.to_string())),
+        );
         let allow_list = allow
             .iter()
             .map(|a| toml_str(a))
