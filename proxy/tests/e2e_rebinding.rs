@@ -128,6 +128,11 @@ struct Rig {
 }
 
 fn rig(table: &[(&str, Vec<IpAddr>)]) -> Rig {
+    rig_with(table, "")
+}
+
+/// `egress`: more keys for the `[egress]` table (e.g. `allow_private`).
+fn rig_with(table: &[(&str, Vec<IpAddr>)], egress: &str) -> Rig {
     let dns = Dns::start(
         table
             .iter()
@@ -138,7 +143,7 @@ fn rig(table: &[(&str, Vec<IpAddr>)]) -> Rig {
     let proxy_ca = ProxyCa::init(&bin).unwrap();
     let test_ca = TestCa::new().unwrap();
     let config = format!(
-        "listen = \"127.0.0.1:0\"\n{ca}\n[egress]\nallow = [\"*.rebind.example:*\"]\n\n\
+        "listen = \"127.0.0.1:0\"\n{ca}\n[egress]\nallow = [\"*.rebind.example:*\"]\n{egress}\n\
          [upstream]\nnameservers = [\"{dns}\"]\nextra_roots = [{roots}]\n",
         ca = proxy_ca.config_section(),
         dns = dns.addr,
@@ -334,4 +339,38 @@ fn a_public_answer_is_dialed_exactly_and_a_dead_one_is_a_502_not_a_403() {
     let out = r.curl(&url).run().unwrap();
     assert_eq!(out.status, 200, "{} {}", out.stderr, out.text());
     assert_eq!(upstream.requests().len(), 1);
+}
+
+/// `allow_private` is the operator's exemption: a name that resolves into a listed range is
+/// reached (a real TLS upstream on loopback), while an answer outside the range is still refused.
+#[test]
+fn allow_private_exempts_exactly_the_listed_range() {
+    let r = rig_with(
+        &[
+            ("svc.rebind.example", vec![ip("127.0.0.1")]),
+            ("ten.rebind.example", vec![ip("10.1.2.3")]),
+        ],
+        "allow_private = [\"127.0.0.1/32\"]",
+    );
+    let (cert, key) = r.test_ca.issue(&["svc.rebind.example"]).unwrap();
+    let upstream = Upstream::start(UpstreamOptions::tls(cert, key)).unwrap();
+    let url = upstream.url("svc.rebind.example", "/echo");
+    let out = r.curl(&url).run().unwrap();
+    assert_eq!(out.status, 200, "{} {}", out.text(), out.stderr);
+    assert_eq!(upstream.requests().len(), 1);
+
+    let (trap, port) = trap();
+    let (resp, _) = raw_connect(
+        r.proxy.listen_addr(),
+        &format!("ten.rebind.example:{port}"),
+        T,
+    )
+    .unwrap();
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    assert!(
+        resp.text().contains("resolves to 10.1.2.3"),
+        "{}",
+        resp.text()
+    );
+    assert_untouched(&trap);
 }
