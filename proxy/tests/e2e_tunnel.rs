@@ -35,6 +35,22 @@ fn curl_h1_and_h2_reach_an_allowlisted_host() {
         allowed[0]["path"], "/echo?q=",
         "query values are not audited"
     );
+    // Every field the audit promises, once.
+    let e = &allowed[0];
+    assert!(e["time"].as_str().unwrap().ends_with('Z'), "{e}");
+    assert!(e["conn"].as_u64().is_some(), "{e}");
+    assert!(
+        e["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{e}"
+    );
+    assert_eq!(e["method"], "GET", "{e}");
+    assert_eq!(e["port"], b.upstream.port(), "{e}");
+    assert_eq!(e["decision"], "allow", "{e}");
+    assert_eq!(e["reason"], "allowed", "{e}");
+    assert_eq!(e["status"], 200, "{e}");
+    assert_eq!(e["bytes_up"], 0, "{e}");
+    assert_eq!(e["bytes_down"], h1.body.len(), "{e}");
+    assert!(e["duration_ms"].as_u64().is_some(), "{e}");
 }
 
 /// An explicitly allowlisted IP literal: the client sends no SNI (none is allowed for an IP),
