@@ -236,6 +236,16 @@ fn oversized_request_heads_get_431() {
         c = c.header(&format!("X-H{i}"), "v");
     }
     assert_eq!(c.run().unwrap().status, 431);
+    // over HTTP/2: the header list bound (SETTINGS_MAX_HEADER_LIST_SIZE) refuses it too,
+    // as a 431 or a stream reset, never forwarded
+    let out = b.curl("/echo").http2().header("X-Big", &big).run().unwrap();
+    assert_ne!(out.status, 200, "{}", out.stderr);
+    assert!(
+        out.status == 431 || out.exit_code != 0,
+        "{} {}",
+        out.status,
+        out.stderr
+    );
     assert!(b.upstream.requests().is_empty());
 }
 
