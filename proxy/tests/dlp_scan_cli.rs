@@ -198,4 +198,25 @@ fn a_large_file_is_streamed_and_a_secret_near_its_end_found() {
         "{}",
         lines[0]
     );
+    // Streamed, not read whole: the scan's peak RSS (Python's getrusage of its child, since
+    // std has no portable one) stays below the file's size (measured: ~15 MB for 64 MiB).
+    let probe = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import resource,subprocess,sys\n\
+             subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL)\n\
+             print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+        )
+        .arg(bin())
+        .args(["scan", &big])
+        .output()
+        .unwrap();
+    let peak_kib: u64 = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        peak_kib < 24 << 10,
+        "peak RSS {peak_kib} KiB for a 24 MiB file"
+    );
 }
