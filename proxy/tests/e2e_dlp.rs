@@ -61,15 +61,15 @@ fn secret_in_the_query_string_is_refused_before_anything_is_sent() {
 
 #[test]
 fn secret_in_a_custom_header_is_refused() {
-    let b = Bench::start();
-    let secret = aws_key_id(5);
-    let out = b
-        .curl("/echo")
-        .header("X-Debug-Key", &secret)
-        .run()
-        .unwrap();
-    assert_refused(&b, &out, "aws-access-key-id", &secret, &[]);
-    assert!(b.upstream.requests().is_empty());
+    for (seed, h2) in [(5, false), (6, true)] {
+        let b = Bench::start();
+        let secret = aws_key_id(seed);
+        let curl = b.curl("/echo").header("X-Debug-Key", &secret);
+        let out = if h2 { curl.http2() } else { curl.http1() }.run().unwrap();
+        assert_eq!(out.http_version, if h2 { "2" } else { "1.1" });
+        assert_refused(&b, &out, "aws-access-key-id", &secret, &[]);
+        assert!(b.upstream.requests().is_empty());
+    }
 }
 
 #[test]

@@ -216,6 +216,27 @@ fn request_smuggling_framings_are_rejected() {
         let resp = RawResponse::parse(&raw).unwrap();
         assert_eq!(resp.status, 400, "{req:?} → {}", resp.head);
     }
+    // The same framings inside a bumped tunnel (openssl s_client writes them raw over TLS).
+    for framing in [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    ] {
+        let out = SClient::new(format!("{HOST}:{port}"))
+            .proxy(b.proxy.listen_addr().to_string())
+            .cafile(b.ca())
+            .input(format!(
+                "POST /echo HTTP/1.1\r\nHost: {HOST}:{port}\r\n{framing}"
+            ))
+            .ign_eof()
+            .run()
+            .unwrap();
+        assert!(out.verified(), "{}", out.stderr);
+        assert!(
+            out.stdout.contains("HTTP/1.1 400"),
+            "{framing:?}: {}",
+            out.stdout
+        );
+    }
     assert!(b.upstream.requests().is_empty());
 }
 
