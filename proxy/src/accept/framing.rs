@@ -327,6 +327,66 @@ mod tests {
         }
     }
 
+    /// One request of a generated pipeline: its framing, body, and whether its head is
+    /// ambiguous (CL+TE, or CL twice).
+    fn request(kind: u8, body: &[u8], chunk: usize, bad: bool) -> Vec<u8> {
+        let mut out = b"POST /p HTTP/1.1\r\nHost: x\r\n".to_vec();
+        let chunked = kind % 2 == 1;
+        if chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            if bad {
+                out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            for piece in body.chunks(chunk.max(1)) {
+                out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                out.extend_from_slice(piece);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            let cl = format!("Content-Length: {}\r\n", body.len());
+            out.extend_from_slice(cl.as_bytes());
+            if bad {
+                out.extend_from_slice(cl.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(body);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Pipelines of clean and ambiguous requests, bodies that may hold header-like text,
+        /// fed in arbitrary pieces: poisoned exactly when some head is ambiguous.
+        #[test]
+        fn pipelines_in_any_pieces_poison_exactly_when_a_head_is_ambiguous(
+            reqs in proptest::collection::vec(
+                (0u8..2, proptest::collection::vec(proptest::sample::select(
+                    b"ab\r\n:0 Content-Length: 1Transfer-Encoding".to_vec()), 0..40),
+                 1usize..9, proptest::bool::weighted(0.2)),
+                1..4),
+            cuts in proptest::collection::vec(proptest::num::usize::ANY, 0..6),
+        ) {
+            let mut stream = Vec::new();
+            let mut any_bad = false;
+            for (kind, body, chunk, bad) in &reqs {
+                stream.extend(request(*kind, body, *chunk, *bad));
+                any_bad |= *bad;
+            }
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+            points.sort_unstable();
+            let poison = Poison::default();
+            let mut f = Framing::new(poison.clone());
+            let mut at = 0;
+            for p in points.into_iter().chain([stream.len()]) {
+                f.observe(&stream[at..p]);
+                at = p;
+            }
+            proptest::prop_assert_eq!(poison.is_set(), any_bad);
+        }
+    }
+
     #[test]
     fn a_later_smuggled_head_is_still_seen() {
         let stream = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
