@@ -174,6 +174,40 @@ fn sni_that_differs_from_the_connect_host_closes_the_tunnel() {
     assert_eq!(b.upstream.requests().len(), 1);
 }
 
+/// A client that opens a tunnel and then says nothing is closed after CLIENT_HELLO_TIMEOUT
+/// (10 s), not held forever, and the close is audited.
+#[test]
+fn a_silent_tunnel_is_closed_after_the_client_hello_timeout() {
+    let b = Bench::start();
+    let port = b.upstream.port();
+    let (resp, mut tunnel) =
+        raw_connect(b.proxy.listen_addr(), &format!("{HOST}:{port}"), T).unwrap();
+    assert_eq!(resp.status, 200);
+    let start = std::time::Instant::now();
+    tunnel
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tunnel.read_to_end(&mut buf);
+    let waited = start.elapsed();
+    assert!(buf.is_empty());
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "closed after {waited:?}"
+    );
+    let event = b
+        .proxy
+        .wait_audit(T, |e| e["kind"] == "tunnel" && e["decision"] == "deny")
+        .unwrap();
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ClientHello not received in time"),
+        "{event}"
+    );
+}
+
 #[test]
 fn non_tls_bytes_in_a_bumped_tunnel_are_closed() {
     let b = Bench::start();
