@@ -60,6 +60,20 @@ fn exits_within(child: &mut Child, limit: Duration) -> bool {
     false
 }
 
+/// SIGTERM: the proxy exits on its own, well inside the drain timeout, and the client's
+/// tunnel is closed by then.
+fn stops_promptly_closing(b: &mut Bench, tunnel: &mut Child) {
+    let start = Instant::now();
+    let (status, graceful) = b.proxy.stop().unwrap();
+    assert!(graceful && status.success(), "{status:?}");
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        exits_within(tunnel, Duration::from_secs(5)),
+        "tunnel left open"
+    );
+}
+
 #[test]
 fn open_tunnels_are_counted_until_they_close() {
     let b = Bench::start();
@@ -77,19 +91,8 @@ fn open_tunnels_are_counted_until_they_close() {
 fn sigterm_closes_an_idle_bumped_tunnel_at_once() {
     let mut b = Bench::start();
     let mut tunnel = open_tunnel(&b, &b.ca());
-    let start = Instant::now();
-    let (status, graceful) = b.proxy.stop().unwrap();
-    assert!(graceful && status.success(), "{status:?}");
     // An idle keep-alive connection has nothing in flight: no wait for the drain timeout.
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(
-        exits_within(&mut tunnel, Duration::from_secs(5)),
-        "tunnel left open"
-    );
+    stops_promptly_closing(&mut b, &mut tunnel);
 }
 
 #[test]
@@ -101,18 +104,7 @@ fn sigterm_closes_a_quiet_passthrough_tunnel() {
     // Passthrough: s_client talks TLS with the upstream itself, through the spliced tunnel.
     let upstream_ca = b.test_ca.ca_pem_path().to_path_buf();
     let mut tunnel = open_tunnel(&b, &upstream_ca);
-    let start = Instant::now();
-    let (status, graceful) = b.proxy.stop().unwrap();
-    assert!(graceful && status.success(), "{status:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(
-        exits_within(&mut tunnel, Duration::from_secs(5)),
-        "tunnel left open"
-    );
+    stops_promptly_closing(&mut b, &mut tunnel);
     let tunnels: Vec<_> = b
         .audit("allow")
         .into_iter()
