@@ -62,13 +62,17 @@ impl Drop for Outcome {
             event.findings.extend(state.verdict.audit_findings());
             let status = event.status;
             if let Some(f) = &state.verdict.blocking {
+                // The response is cut if it is still streaming (`CutOnBlock`); the held
+                // bytes never left either way.
                 let why = format!(
-                    "dlp: {} in {} (after the response had started: response cut)",
+                    "dlp: {} in {} (found after the response had started)",
                     f.rule_id, f.location
                 );
                 event.outcome(Decision::Deny, status, why);
             } else if let Some(why) = &state.unscannable {
-                let why = format!("request body could not be scanned: {why} (response cut)");
+                let why = format!(
+                    "request body could not be scanned: {why} (after the response had started)"
+                );
                 event.outcome(Decision::Deny, status, why);
             }
         }
