@@ -29,7 +29,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Cancellat
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let proxy = Arc::clone(&proxy);
-                async move { Ok::<_, Infallible>(answer(&req, &proxy)) }
+                async move { Ok::<_, Infallible>(answer(&req, &proxy).await) }
             });
             let _ = crate::accept::http1::builder()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -38,13 +38,16 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Cancellat
     }
 }
 
-fn answer(req: &Request<Incoming>, proxy: &Proxy) -> Response<ProxyBody> {
+async fn answer(req: &Request<Incoming>, proxy: &Proxy) -> Response<ProxyBody> {
     if req.method() != Method::GET {
         return body::response(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
     match req.uri().path() {
         "/healthz" => body::response(StatusCode::OK, "ok\n"),
         "/metrics" => {
+            // moka counts entries lazily; settle its pending inserts and evictions so the size
+            // gauge is exact (cheap, and only when scraped).
+            proxy.certs.run_pending_tasks().await;
             let s = proxy.certs.stats();
             let figures = CertCacheFigures {
                 hits: s.hits,

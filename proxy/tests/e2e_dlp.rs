@@ -267,3 +267,49 @@ fn secret_found_after_the_response_started_cuts_the_response() {
         assert!(!b.proxy.all_output().contains(&secret));
     }
 }
+
+/// A decompression bomb (64 MiB of zeros gzipped to ~64 KiB) passes the ratio limit: the body
+/// is refused as unscannable, never passed on unscanned.
+#[test]
+fn a_gzip_bomb_is_refused_not_passed_unscanned() {
+    let b = Bench::start();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() < 256 << 10, "{}", gz.len());
+    let out = b
+        .curl("/echo")
+        .http1()
+        .method("POST")
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Encoding", "gzip")
+        .body(gz)
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 403, "{} {}", out.text(), out.stderr);
+    assert!(
+        out.text().contains("could not be scanned"),
+        "{}",
+        out.text()
+    );
+    let event = b
+        .proxy
+        .wait_audit(WAIT, |e| e["path"] == "/echo" && e["decision"] == "deny")
+        .unwrap_or_else(|| panic!("{:?}", b.proxy.audit_lines()));
+    assert!(
+        event["reason"].as_str().unwrap().contains("ratio"),
+        "{event}"
+    );
+    // The upstream got a cleared prefix at most, never the whole body.
+    assert!(b.upstream.wait_idle(WAIT));
+    for r in b.upstream.requests_to("/echo") {
+        assert!(
+            !r.body_complete,
+            "the whole bomb arrived ({} bytes)",
+            r.body_len
+        );
+    }
+}

@@ -218,6 +218,23 @@ fn metrics_and_healthz() {
         "{metrics}"
     );
     assert!(metrics.contains("egress_active_connections"), "{metrics}");
+    // Denied CONNECTs (attacker-chosen names) never reach the leaf cache: it holds the one
+    // allowed host whatever else was asked for.
+    for i in 0..5 {
+        let target = format!("random-{i}.example.net:443");
+        let (resp, _) =
+            testkit::raw_connect(b.proxy.listen_addr(), &target, Duration::from_secs(10)).unwrap();
+        assert_eq!(resp.status, 403);
+    }
+    let metrics = testkit::Curl::new(format!("http://{admin}/metrics"))
+        .run()
+        .unwrap()
+        .text();
+    assert!(metrics.contains("egress_cert_cache_size 1"), "{metrics}");
+    assert!(
+        metrics.contains("egress_cert_cache_misses_total 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
