@@ -7,10 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::secrets::*;
-use common::{Bench, Setup, HOST};
+use common::ws::{ws_connect, Ws};
+use common::{Bench, Setup};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
@@ -143,43 +142,6 @@ fn a_clean_20_mib_body_passes_byte_exact() {
     assert_eq!(out.status, 200, "{} {}", out.text(), out.stderr);
     assert_eq!(out.json().unwrap()["body_len"], 20 << 20);
     assert!(b.upstream.received_bytes().ends_with(&body), "body altered");
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
-
-/// CONNECT, TLS to the proxy's leaf, then a WebSocket handshake that offers permessage-deflate.
-async fn ws_connect(b: &Bench) -> Ws {
-    let port = b.upstream.port();
-    let mut tcp = tokio::net::TcpStream::connect(b.proxy.listen_addr())
-        .await
-        .unwrap();
-    let connect = format!("CONNECT {HOST}:{port} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n");
-    tcp.write_all(connect.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tcp.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 200"));
-    let name = rustls_pki_types::ServerName::try_from(HOST).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(common::h1_tls_client(&b.ca()))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let mut req = format!("wss://{HOST}:{port}/ws")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Extensions",
-        "permessage-deflate; client_max_window_bits"
-            .parse()
-            .unwrap(),
-    );
-    let (ws, resp) = tokio_tungstenite::client_async(req, tls).await.unwrap();
-    assert_eq!(resp.status(), 101);
-    ws
 }
 
 async fn expect_policy_close(ws: &mut Ws) {

@@ -9,8 +9,11 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::ws::ws_connect;
 use common::{Bench, Setup, HOST};
+use futures_util::{SinkExt, StreamExt};
 use testkit::SClient;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A bumped (or, with `ca` = the upstream's CA, passthrough) tunnel held open by s_client,
 /// after one keep-alive request has gone through it.
@@ -136,4 +139,31 @@ fn sigint_lets_a_streaming_response_finish() {
         .filter(|(_, l)| l.starts_with("data:"))
         .count();
     assert_eq!(events, 6, "the drain cut the stream: {timed:?}");
+}
+
+/// An inspected WebSocket relay shows no request boundary: on SIGTERM it is closed once quiet
+/// for DRAIN_IDLE, and the proxy exits well inside the drain timeout.
+#[test]
+fn sigterm_closes_a_quiet_websocket() {
+    let mut b = Bench::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(async {
+        let mut ws = ws_connect(&b).await;
+        ws.send(Message::Text("hello".into())).await.unwrap();
+        let echo = ws.next().await.unwrap().unwrap();
+        assert_eq!(echo, Message::Text("hello".into()));
+        ws
+    });
+    let start = Instant::now();
+    let (status, graceful) = b.proxy.stop().unwrap();
+    assert!(graceful && status.success(), "{status:?}");
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    rt.block_on(async {
+        let end = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        assert!(
+            matches!(end, Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_))))),
+            "{end:?}"
+        );
+    });
 }
