@@ -221,11 +221,13 @@ pub async fn exchange(
     // A body that is already known to be empty (most GETs) needs no scanner.
     let scanning = inspecting && !http_body::Body::is_end_stream(&incoming);
     let upstream_body = if scanning {
-        let scanner = match proxy
-            .inspector
-            .engine()
-            .body_scanner(body_context(&parts.headers))
-        {
+        let scanner = match body_context(&parts.headers).and_then(|ctx| {
+            proxy
+                .inspector
+                .engine()
+                .body_scanner(ctx)
+                .map_err(|e| e.to_string())
+        }) {
             Ok(s) => s,
             Err(e) => {
                 let why = format!("request body cannot be scanned: {e}");
@@ -346,13 +348,21 @@ fn body_refusal(shared: &SharedVerdict, target: &Target, method: &str) -> Option
         .map(|why| BodyRefusal::Unscannable(format!("request body could not be scanned: {why}")))
 }
 
-fn body_context(headers: &HeaderMap) -> BodyContext {
+/// How the body is to be decoded, from every `Content-Encoding` line (an upstream merges
+/// repeated lines into one list, so the scanner must decode all of them: reading only the first
+/// let `identity` then `gzip` pass gzip bytes as text). A value that is not visible ASCII is
+/// refused: it cannot be decoded as the upstream would.
+fn body_context(headers: &HeaderMap) -> Result<BodyContext, String> {
     let mut ctx = BodyContext::body();
-    if let Some(ce) = headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    {
-        ctx = ctx.with_content_encoding(ce);
+    let mut codings = Vec::new();
+    for v in headers.get_all(http::header::CONTENT_ENCODING) {
+        let v = v
+            .to_str()
+            .map_err(|_| "Content-Encoding is not readable text".to_owned())?;
+        codings.push(v);
+    }
+    if !codings.is_empty() {
+        ctx = ctx.with_content_encoding(codings.join(", "));
     }
     if let Some(ct) = headers
         .get(http::header::CONTENT_TYPE)
@@ -360,7 +370,7 @@ fn body_context(headers: &HeaderMap) -> BodyContext {
     {
         ctx = ctx.with_content_type(ct);
     }
-    ctx
+    Ok(ctx)
 }
 
 /// Rejects the framing ambiguities request smuggling is built on (RFC 9112 §6.3).

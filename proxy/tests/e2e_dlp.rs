@@ -11,7 +11,7 @@ use std::io::Write;
 
 use base64::Engine as _;
 use common::secrets::*;
-use common::Bench;
+use common::{Bench, HOST};
 
 #[test]
 fn secret_in_a_percent_encoded_form_body_is_refused() {
@@ -312,4 +312,42 @@ fn a_gzip_bomb_is_refused_not_passed_unscanned() {
             r.body_len
         );
     }
+}
+
+/// `Content-Encoding` on two lines (`identity`, then `gzip`): an upstream merges them into one
+/// list and decodes the gzip, so the scanner must too (reading only the first line let the
+/// gzip bytes pass as text). curl folds repeated headers, so openssl s_client writes the
+/// request.
+#[test]
+fn a_coding_on_a_second_content_encoding_line_is_decoded_and_scanned() {
+    let b = Bench::start();
+    let secret = anthropic_key(40);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&clean_text(50_000, 40)).unwrap();
+    gz.write_all(format!(" {{\"key\":\"{secret}\"}} ").as_bytes())
+        .unwrap();
+    let gz = gz.finish().unwrap();
+    // Deflate really coded the token (it is not readable in the compressed bytes).
+    assert!(!gz.windows(12).any(|w| w == &secret.as_bytes()[13..25]));
+    let port = b.upstream.port();
+    let mut request = format!(
+        "POST /echo HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n\
+         Content-Encoding: identity\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        gz.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&gz);
+    let out = testkit::SClient::new(format!("{HOST}:{port}"))
+        .proxy(b.proxy.listen_addr().to_string())
+        .cafile(b.ca())
+        .input(request)
+        .ign_eof()
+        .run()
+        .unwrap();
+    assert!(out.stdout.contains("HTTP/1.1 403"), "{}", out.stdout);
+    assert!(out.stdout.contains("anthropic-api-key"), "{}", out.stdout);
+    assert!(b.upstream.wait_idle(WAIT));
+    assert!(!b.upstream.received_bytes_contains(&gz));
+    assert!(!b.upstream.received_bytes_contains(secret.as_bytes()));
 }
