@@ -87,6 +87,12 @@ impl Event {
         self
     }
 
+    /// Drops the path: a DLP finding lies in the URL, and query values are all
+    /// `redact_query` removes (a secret in a path segment or a query key would stay).
+    pub fn redact_path(&mut self) {
+        REDACTED_PATH.clone_into(&mut self.path);
+    }
+
     pub fn outcome(&mut self, decision: Decision, status: u16, reason: impl Into<String>) {
         self.decision = decision;
         self.status = status;
@@ -99,6 +105,9 @@ impl Event {
         }
     }
 }
+
+/// The audited path of a request whose URL holds a DLP finding.
+pub const REDACTED_PATH: &str = "[redacted: DLP finding in the URL]";
 
 /// Keeps query keys (useful to read) and drops their values (where tokens hide).
 pub fn redact_query(path_and_query: &str) -> String {

@@ -202,6 +202,13 @@ pub async fn exchange(
     if inspecting {
         let verdict = proxy.inspector.head(&parts);
         event.findings = verdict.audit_findings();
+        if verdict
+            .findings
+            .iter()
+            .any(|f| matches!(f.location, dlp_rules::Location::Url))
+        {
+            event.redact_path();
+        }
         if let Some(f) = &verdict.blocking {
             let body = inspect::denial_body(parts.method.as_str(), target, f);
             return proxy.refuse_dlp(event, &verdict, body);

@@ -50,6 +50,43 @@ fn secrets_in_json_bodies_with_escapes_are_refused() {
     assert_refused(&b, &out, "anthropic-api-key", &key, &[escaped.as_bytes()]);
 }
 
+/// A secret in a path segment (no query to strip): refused, and the audit line carries no
+/// path at all rather than the secret; the same in warn mode, where the request goes ahead.
+#[test]
+fn secret_in_the_url_path_is_refused_and_never_audited() {
+    for (seed, mode) in [(41, "block"), (42, "warn")] {
+        let b = Bench::with(common::Setup {
+            extra: format!("[dlp]\nmode = \"{mode}\"\n"),
+            ..common::Setup::default()
+        });
+        let secret = github_pat(seed);
+        let out = b.curl(&format!("/repos/{secret}/x")).run().unwrap();
+        let decision = if mode == "block" {
+            assert_refused(&b, &out, "github-pat", &secret, &[]);
+            "deny"
+        } else {
+            assert_eq!(out.status, 404, "{}", out.text());
+            "allow"
+        };
+        let event = b
+            .proxy
+            .wait_audit(WAIT, |e| {
+                e["kind"] == "request" && e["decision"] == decision
+            })
+            .unwrap();
+        assert_eq!(event["findings"][0]["rule_id"], "github-pat", "{event}");
+        let audit = serde_json::to_string(&b.proxy.audit_lines()).unwrap();
+        assert!(
+            !audit.contains(&secret[4..]),
+            "{mode}: the audit holds the secret: {audit}"
+        );
+        assert!(
+            event["path"].as_str().unwrap().contains("redacted"),
+            "{event}"
+        );
+    }
+}
+
 #[test]
 fn secret_in_the_query_string_is_refused_before_anything_is_sent() {
     let b = Bench::start();
