@@ -139,8 +139,13 @@ where
             let data = match frame.into_data() {
                 Ok(d) => d,
                 Err(frame) => {
-                    // Trailers wait until the body is cleared.
+                    // Trailers are header fields too: scanned, then held until the body is
+                    // cleared.
                     if let Ok(t) = frame.into_trailers() {
+                        let verdict = this.inspector.trailers(&t);
+                        if let Some(cut) = record(this.shared, verdict, this.warned) {
+                            return Poll::Ready(Some(Err(Box::new(cut))));
+                        }
                         *this.trailers = Some(t);
                     }
                     continue;
@@ -190,5 +195,63 @@ where
     fn size_hint(&self) -> SizeHint {
         // Same bytes, only delayed: the length is unchanged.
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Secrets};
+    use http_body_util::{BodyExt, StreamBody};
+
+    /// A GitHub-token-shaped value (synthetic; the checksum is not needed for the shape rule).
+    const TOKEN: &str = "ghp_R8dJq2Lw9ZkT4mXc7VbN1sYh3UeGf6Pa0QoI";
+
+    fn scan(trailer_value: &str) -> (Result<Vec<Frame<Bytes>>, BoxError>, SharedVerdict) {
+        let cfg = Config::embedded_default().unwrap();
+        let inspector = Arc::new(Inspector::new(&cfg, &Secrets::default()).unwrap());
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", trailer_value.parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"clean body text"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let inner = StreamBody::new(futures_util::stream::iter(frames));
+        let scanner = inspector
+            .engine()
+            .body_scanner(dlp_rules::BodyContext::body())
+            .unwrap();
+        let shared = SharedVerdict::default();
+        let body = ScanBody::new(inner, scanner, inspector, Arc::clone(&shared), false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let out = rt.block_on(async move {
+            let mut body = std::pin::pin!(body);
+            let mut frames = Vec::new();
+            while let Some(f) = body.frame().await {
+                frames.push(f?);
+            }
+            Ok(frames)
+        });
+        (out, shared)
+    }
+
+    #[test]
+    fn a_secret_in_a_trailer_cuts_the_body() {
+        let (out, shared) = scan(TOKEN);
+        assert!(out.is_err(), "trailers with a token were released");
+        let state = shared.lock().unwrap();
+        let f = state.verdict.blocking.as_ref().unwrap();
+        assert_eq!(f.rule_id, "github-pat");
+    }
+
+    #[test]
+    fn clean_trailers_follow_the_body() {
+        let (out, shared) = scan("sha256-ok");
+        let frames = out.unwrap();
+        assert_eq!(frames.len(), 2);
+        assert!(frames[1].is_trailers());
+        assert!(shared.lock().unwrap().verdict.blocking.is_none());
     }
 }

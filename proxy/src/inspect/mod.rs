@@ -116,10 +116,22 @@ impl Inspector {
         if let Some(pq) = parts.uri.path_and_query() {
             findings.extend(self.engine.scan_url(pq.as_str()));
         }
-        for (name, value) in &parts.headers {
+        self.scan_headers(&parts.headers, &mut findings);
+        self.judge(findings)
+    }
+
+    /// Request trailers (HTTP/2, chunked HTTP/1): header fields that arrive after the body,
+    /// scanned like the head's before they are released.
+    pub fn trailers(&self, trailers: &http::HeaderMap) -> Verdict {
+        let mut findings = Vec::new();
+        self.scan_headers(trailers, &mut findings);
+        self.judge(findings)
+    }
+
+    fn scan_headers(&self, headers: &http::HeaderMap, findings: &mut Vec<Finding>) {
+        for (name, value) in headers {
             findings.extend(self.engine.scan_header(name.as_str(), value.as_bytes()));
         }
-        self.judge(findings)
     }
 }
 
