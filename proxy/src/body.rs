@@ -85,14 +85,15 @@ where
     }
 }
 
-/// The client stopped sending its body for longer than the idle bound.
+/// The sender of a body (the client's request, the upstream's response) went quiet for longer
+/// than the idle bound.
 #[derive(Debug, thiserror::Error)]
-#[error("request body stalled for more than {0:?}")]
+#[error("body stalled for more than {0:?}")]
 pub struct BodyStalled(std::time::Duration);
 
 pin_project_lite::pin_project! {
-    /// Cuts a request body whose sender goes quiet: the deadline runs only while the proxy is
-    /// asking for the next frame, so upstream backpressure never counts against the client.
+    /// Cuts a body whose sender goes quiet: the deadline runs only while the proxy is asking for
+    /// the next frame, so backpressure from the receiving side never counts against the sender.
     pub struct Idle<B> {
         #[pin]
         inner: B,

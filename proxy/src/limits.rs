@@ -47,6 +47,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// this long is closed: it has nothing in flight that a close would cut.
 pub const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
+/// Findings kept per judged piece (a head, a body round, trailers) for the audit line; all of
+/// them are still judged.
+pub const MAX_AUDITED_FINDINGS: usize = 64;
+
 /// Bytes buffered per direction when splicing passthrough and WebSocket tunnels.
 pub const SPLICE_BUFFER: usize = 16 * 1024;
 
@@ -58,6 +62,11 @@ pub const MAX_HELD_BODY_BYTES: usize = 8 << 20;
 /// Longest wait for the next piece of a request body while the proxy is ready to take it (a
 /// stalled upload is cut; time the upstream spends applying backpressure does not count).
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest silence inside an upstream's response body while the client waits for more (a
+/// stalled upstream must not hold the client connection and its slot forever). Generous: LLM
+/// streams send keep-alive events far more often, and long-polls answer within it.
+pub const RESPONSE_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// HTTP/2 client connections: ping interval, and how long a ping may go unanswered before the
 /// connection is considered dead.

@@ -19,7 +19,7 @@ use crate::forward::ProxyBody;
 use crate::inspect::body::{ScanBody, SharedVerdict};
 use crate::inspect::websocket;
 use crate::inspect::{self, Verdict};
-use crate::limits::BODY_IDLE_TIMEOUT;
+use crate::limits::{BODY_IDLE_TIMEOUT, RESPONSE_IDLE_TIMEOUT};
 use crate::policy::Target;
 use crate::state::Proxy;
 use dlp_rules::BodyContext;
@@ -323,6 +323,7 @@ pub async fn exchange(
     let (mut parts, incoming) = resp.into_parts();
     parts.version = Version::HTTP_11;
     outcome.arm(event);
+    let incoming = Idle::new(incoming, RESPONSE_IDLE_TIMEOUT);
     let counted = Counted::new(incoming, Arc::new(AtomicU64::new(0))).on_drop(move |bytes_down| {
         outcome.set_bytes_down(bytes_down);
         drop(outcome);
@@ -344,7 +345,12 @@ enum BodyRefusal {
 /// A body cut by DLP (finding or unscannable) turns the exchange into a 403, whatever the
 /// upstream said: the upstream saw only cleared bytes.
 fn body_refusal(shared: &SharedVerdict, target: &Target, method: &str) -> Option<BodyRefusal> {
-    let state = shared.lock().ok()?;
+    // A verdict that cannot be read (a scanner thread panicked holding it) is no clearance.
+    let Ok(state) = shared.lock() else {
+        return Some(BodyRefusal::Unscannable(
+            "request body verdict unavailable".into(),
+        ));
+    };
     if let Some(f) = &state.verdict.blocking {
         let body = inspect::denial_body(method, target, f);
         return Some(BodyRefusal::Finding(state.verdict.clone(), body));

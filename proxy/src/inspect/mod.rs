@@ -10,6 +10,7 @@ use std::sync::Arc;
 use dlp_rules::{Engine, Finding, KnownSecret};
 
 use crate::config::{Config, DlpConfig, DlpMode, Secrets};
+use crate::limits::MAX_AUDITED_FINDINGS;
 use crate::policy::Target;
 
 /// Why the inspector could not be built.
@@ -88,15 +89,14 @@ impl Inspector {
     pub fn judge(&self, findings: Vec<Finding>) -> Verdict {
         let mut v = Verdict::default();
         for f in findings {
-            match self.mode_for(&f.rule_id) {
-                DlpMode::Off => {}
-                DlpMode::Warn => v.findings.push(f),
-                DlpMode::Block => {
-                    if v.blocking.is_none() {
-                        v.blocking = Some(f.clone());
-                    }
-                    v.findings.push(f);
-                }
+            let mode = self.mode_for(&f.rule_id);
+            if mode == DlpMode::Block && v.blocking.is_none() {
+                v.blocking = Some(f.clone());
+            }
+            // Every finding is judged; only the first few are kept for the audit line (a head
+            // packed with matches must not make a line of megabytes).
+            if mode != DlpMode::Off && v.findings.len() < MAX_AUDITED_FINDINGS {
+                v.findings.push(f);
             }
         }
         v
@@ -157,4 +157,28 @@ pub fn denial_body(method: &str, target: &Target, f: &Finding) -> String {
         ));
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A head packed with matches is judged in full (it blocks) but audits a bounded list.
+    #[test]
+    fn a_head_full_of_matches_blocks_and_keeps_a_bounded_list() {
+        let cfg = Config::embedded_default().unwrap();
+        let inspector = Inspector::new(&cfg, &Secrets::default()).unwrap();
+        let tokens: Vec<String> = (0..200)
+            .map(|i| format!("ghp_R8dJq2Lw9ZkT4mXc7VbN1sYh3UeGf6Pa{i:04}"))
+            .collect();
+        let (parts, ()) = http::Request::builder()
+            .uri("/x")
+            .header("x-tokens", tokens.join(" "))
+            .body(())
+            .unwrap()
+            .into_parts();
+        let v = inspector.head(&parts);
+        assert!(v.blocking.is_some());
+        assert_eq!(v.findings.len(), MAX_AUDITED_FINDINGS);
+    }
 }
