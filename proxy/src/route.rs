@@ -13,6 +13,7 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpStream;
 
@@ -68,11 +69,41 @@ impl RouteTable {
     }
 }
 
-/// A smart-HTTP push (`git-receive-pack`), in either of its two requests.
+/// A smart-HTTP push (`git-receive-pack`), in either of its two requests. Compared after
+/// percent-decoding and without a trailing `/`, case-insensitively: an upstream that decodes
+/// `git-receive-pac%6B` or `service=git%2Dreceive-pack` still sees a push.
 fn is_push(path: &str, query: Option<&str>) -> bool {
+    let path = percent_decode_str(path).decode_utf8_lossy();
+    let path = path.trim_end_matches('/').to_ascii_lowercase();
     path.ends_with("/git-receive-pack")
         || (path.ends_with("/info/refs")
-            && query.is_some_and(|q| q.split('&').any(|p| p == "service=git-receive-pack")))
+            && query.is_some_and(|q| {
+                q.split('&').any(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    let k = percent_decode_str(k).decode_utf8_lossy();
+                    let v = percent_decode_str(v).decode_utf8_lossy();
+                    k.eq_ignore_ascii_case("service") && v.eq_ignore_ascii_case("git-receive-pack")
+                })
+            }))
+}
+
+/// A credential route forwards the rest of the path under the route's base path with a token
+/// attached, so the path must mean what it says: no `.`/`..` segments (`/gh/../../user` leaves
+/// the base path at an upstream that resolves them), no encoded `.`, `/` or `\`, no backslash,
+/// no empty segment. Agents' API clients never send these; refusing is simpler than guessing
+/// how each upstream normalises.
+fn ambiguous_path(path: &str) -> Option<&'static str> {
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Some("a '.' or '..' path segment");
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) || path.contains('\\') {
+        return Some("an encoded '.', '/' or a backslash in the path");
+    }
+    if path.contains("//") {
+        return Some("an empty path segment ('//')");
+    }
+    None
 }
 
 /// Serves one routes-listener connection (accepted by `accept::serve`, which bounds them).
@@ -106,6 +137,14 @@ async fn handle(
         .to_owned();
     let event =
         Event::begin(cx.conn, Kind::Route, Some(cx.peer)).target(req.method().as_str(), "", 0, &pq);
+    if let Some(why) = ambiguous_path(req.uri().path()) {
+        return proxy.refuse(
+            event,
+            StatusCode::BAD_REQUEST,
+            "protocol",
+            format!("credential routes take plain paths; this one has {why}"),
+        );
+    }
     if is_push(req.uri().path(), req.uri().query()) {
         return proxy.refuse(
             event,
@@ -185,5 +224,39 @@ mod tests {
             Some("service=git-upload-pack")
         ));
         assert!(!is_push("/gh/org/repo.git/git-upload-pack", None));
+        // spellings an upstream would decode to the same push
+        assert!(is_push("/gh/org/repo.git/git-receive-pac%6B", None));
+        assert!(is_push("/gh/org/repo.git/git-receive-pack/", None));
+        assert!(is_push("/gh/org/repo.git/GIT-RECEIVE-PACK", None));
+        assert!(is_push(
+            "/gh/org/repo.git/info/refs/",
+            Some("x=1&service=git%2Dreceive-pack")
+        ));
+        assert!(is_push(
+            "/gh/org/repo.git/info%2Frefs",
+            Some("%73ervice=git-receive-pack")
+        ));
+    }
+
+    #[test]
+    fn only_plain_paths_reach_a_credential_route() {
+        for bad in [
+            "/gh/../../user",
+            "/gh/./x",
+            "/gh/%2e%2e/user",
+            "/gh/a%2Fb",
+            "/gh/a\\b",
+            "/gh//x",
+            "/gh/x/..",
+        ] {
+            assert!(ambiguous_path(bad).is_some(), "{bad}");
+        }
+        for good in [
+            "/gh/repos/o/r/pulls",
+            "/anthropic/v1/messages",
+            "/gh/a.b/c..d/%20x",
+        ] {
+            assert_eq!(ambiguous_path(good), None, "{good}");
+        }
     }
 }

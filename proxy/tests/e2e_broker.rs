@@ -275,6 +275,26 @@ fn git_clone_through_a_route_passes_and_push_is_refused() {
         .run()
         .unwrap();
     assert_eq!(post.status, 403);
+    // Spellings an upstream decodes to the same push, and a path that climbs out of the route.
+    let encoded = route(&b, "/gitr/git/repo.git/git-receive-pac%6B")
+        .method("POST")
+        .body(b"0000".to_vec())
+        .run()
+        .unwrap();
+    assert_eq!(encoded.status, 403, "{}", encoded.text());
+    let query = route(
+        &b,
+        "/gitr/git/repo.git/info/refs?service=git%2Dreceive-pack",
+    )
+    .run()
+    .unwrap();
+    assert_eq!(query.status, 403, "{}", query.text());
+    let climb = route(&b, "/gitr/git/../../other/repo.git/info/refs")
+        .arg("--path-as-is")
+        .run()
+        .unwrap();
+    assert_eq!(climb.status, 400, "{}", climb.text());
+    assert!(climb.text().contains("'..'"), "{}", climb.text());
     let reqs = b.upstream.requests();
     assert!(reqs.iter().any(|r| r.path.ends_with("/git-upload-pack")));
     assert!(
