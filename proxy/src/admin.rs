@@ -13,11 +13,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body;
 use crate::forward::ProxyBody;
+use crate::limits::MAX_ADMIN_CONNECTIONS;
 use crate::metrics::CertCacheFigures;
 use crate::state::Proxy;
 
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: CancellationToken) {
+    // Scrapers and health checks need a handful; anything on the host can connect, so the
+    // count is bounded like the proxy listener's (further accepts wait in the kernel's queue).
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => return,
+            p = Arc::clone(&slots).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,
             r = listener.accept() => match r {
@@ -27,6 +38,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Cancellat
         };
         let proxy = Arc::clone(&proxy);
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req| {
                 let proxy = Arc::clone(&proxy);
                 async move { Ok::<_, Infallible>(answer(&req, &proxy).await) }

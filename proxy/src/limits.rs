@@ -24,8 +24,15 @@ pub const MAX_CLIENT_HELLO_BYTES: usize = 64 * 1024;
 /// Time to finish the TLS handshake with the agent, once the ClientHello has arrived.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Time for hyper to hand over an upgraded connection (CONNECT's 200 or a WebSocket 101
+/// written to a client that may not be reading).
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Time to establish a TCP connection (and TLS) to an upstream.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time for all of an upstream's approved addresses together (tried in order).
+pub const UPSTREAM_DIAL_BUDGET: Duration = Duration::from_secs(30);
 
 /// Time to wait for an upstream's response head once the request is sent.
 pub const UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -39,6 +46,9 @@ pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
 /// Concurrent client connections; further accepts wait for a slot (backpressure on the
 /// listener rather than unbounded tasks).
 pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Concurrent connections on the admin listener (`/healthz`, `/metrics`).
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 /// How long a graceful shutdown waits for in-flight connections before dropping them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);

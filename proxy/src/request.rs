@@ -19,7 +19,7 @@ use crate::forward::ProxyBody;
 use crate::inspect::body::{ScanBody, SharedVerdict};
 use crate::inspect::websocket;
 use crate::inspect::{self, Verdict};
-use crate::limits::{BODY_IDLE_TIMEOUT, RESPONSE_IDLE_TIMEOUT};
+use crate::limits::{BODY_IDLE_TIMEOUT, RESPONSE_IDLE_TIMEOUT, UPGRADE_TIMEOUT};
 use crate::policy::Target;
 use crate::state::Proxy;
 use dlp_rules::BodyContext;
@@ -299,7 +299,8 @@ pub async fn exchange(
         let proxy = Arc::clone(&proxy);
         let shutdown = lease.shutdown().clone();
         lease.spawn(async move {
-            if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
+            let both = async { (client_upgrade.await, upstream_upgrade.await) };
+            if let Ok((Ok(c), Ok(u))) = tokio::time::timeout(UPGRADE_TIMEOUT, both).await {
                 let moved = websocket::relay(
                     TokioIo::new(c),
                     TokioIo::new(u),

@@ -12,6 +12,7 @@ use super::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
 use crate::body;
 use crate::forward::ProxyBody;
+use crate::limits::UPGRADE_TIMEOUT;
 use crate::state::Proxy;
 
 pub async fn handle(
@@ -55,12 +56,13 @@ pub async fn handle(
     // lease clone keeps the connection counted and drained until the tunnel closes.
     let tunnel_lease = lease.clone();
     lease.spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
+        match tokio::time::timeout(UPGRADE_TIMEOUT, upgrade).await {
+            Ok(Ok(upgraded)) => {
                 let io = TokioIo::new(upgraded);
                 crate::bump::tunnel(io, target, addrs, cx, tunnel_proxy, tunnel_lease).await;
             }
-            Err(e) => tracing::debug!(conn = cx.conn, error = %e, "CONNECT upgrade failed"),
+            Ok(Err(e)) => tracing::debug!(conn = cx.conn, error = %e, "CONNECT upgrade failed"),
+            Err(_) => tracing::debug!(conn = cx.conn, "CONNECT upgrade timed out"),
         }
     });
     body::empty_response(StatusCode::OK)

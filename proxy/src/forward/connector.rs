@@ -12,7 +12,7 @@ use http::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::limits::UPSTREAM_CONNECT_TIMEOUT;
+use crate::limits::{UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_DIAL_BUDGET};
 use crate::policy::{Denial, Policy, Resolver};
 
 /// Why an upstream connection could not be made.
@@ -31,6 +31,8 @@ pub enum ConnectError {
     Timeout(SocketAddr),
     #[error("no address to connect to")]
     NoAddress,
+    #[error("none of {0} addresses answered in time")]
+    Budget(usize),
 }
 
 /// Dials upstreams after the policy gate; wrapped by hyper-rustls for TLS.
@@ -66,8 +68,17 @@ impl GuardedConnector {
     }
 }
 
-/// Tries the approved addresses in order and returns the first that answers.
+/// Tries the approved addresses in order and returns the first that answers, all within
+/// `UPSTREAM_DIAL_BUDGET` (each address also has `UPSTREAM_CONNECT_TIMEOUT`): a name with many
+/// dead addresses must not hold a tunnel for minutes.
 pub async fn dial_first(addrs: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
+    match tokio::time::timeout(UPSTREAM_DIAL_BUDGET, dial_each(addrs)).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::Budget(addrs.len())),
+    }
+}
+
+async fn dial_each(addrs: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
     let mut last = ConnectError::NoAddress;
     for &addr in addrs {
         match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
