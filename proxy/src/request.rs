@@ -195,12 +195,14 @@ pub async fn exchange(
     parts.headers.remove(HOST);
 
     // Inspect what the agent sent, before anything of ours (credentials) is added.
-    let inspecting = proxy.inspector.applies_to(target);
-    if websocket && inspecting {
+    // The inspector for this destination: none (DLP off), the known-secrets-only view
+    // (exempt hosts), or the full one.
+    let inspector = proxy.inspector.for_target(target);
+    if websocket && inspector.is_some() {
         websocket::refuse_compression(&mut parts.headers);
     }
-    if inspecting {
-        let verdict = proxy.inspector.head(&parts);
+    if let Some(inspector) = &inspector {
+        let verdict = inspector.head(&parts);
         event.findings = verdict.audit_findings();
         if verdict
             .findings
@@ -226,11 +228,13 @@ pub async fn exchange(
     let shared: SharedVerdict = Arc::default();
     let outcome = Outcome::new(Arc::clone(&proxy), Arc::clone(&shared), Arc::clone(&up));
     // A body that is already known to be empty (most GETs) needs no scanner.
-    let scanning = inspecting && !http_body::Body::is_end_stream(&incoming);
-    let upstream_body = if scanning {
+    let scanner_of = inspector
+        .as_ref()
+        .filter(|_| !http_body::Body::is_end_stream(&incoming));
+    let scanning = scanner_of.is_some();
+    let upstream_body = if let Some(inspector) = scanner_of {
         let scanner = match body_context(&parts.headers).and_then(|ctx| {
-            proxy
-                .inspector
+            inspector
                 .engine()
                 .body_scanner(ctx)
                 .map_err(|e| e.to_string())
@@ -245,7 +249,7 @@ pub async fn exchange(
         let scanned = ScanBody::new(
             Idle::new(incoming, BODY_IDLE_TIMEOUT),
             scanner,
-            Arc::clone(&proxy.inspector),
+            Arc::clone(inspector),
             Arc::clone(&shared),
             compressed,
         );
@@ -304,7 +308,7 @@ pub async fn exchange(
                 let moved = websocket::relay(
                     TokioIo::new(c),
                     TokioIo::new(u),
-                    inspecting,
+                    inspector,
                     &proxy,
                     &mut event,
                     &shutdown,

@@ -683,3 +683,40 @@ fn a_group_readable_token_file_stops_the_proxy_naming_path_and_mode() {
     );
     assert!(!text.contains(FILE_TOKEN), "{text}");
 }
+
+/// `[dlp] exempt_hosts` spares a destination the rules, not the proxy's own tokens: a token
+/// the agent should never hold is refused on its way to an exempt host too, while a rule's
+/// match (here a GitHub-token-shaped value) passes there.
+#[test]
+fn an_exempt_host_still_never_receives_a_known_secret() {
+    let b = Bench::with(Setup {
+        top: "routes_listen = \"127.0.0.1:0\"\n".into(),
+        extra: format!(
+            "{ROUTES}\n{}\n[dlp]\nexempt_hosts = [\"alt.upstream.test:*\"]\n",
+            inject_section(false)
+        ),
+        env: vec![
+            ("BOTTLE_E2E_TOKEN".into(), TOKEN.into()),
+            ("BOTTLE_E2E_TOKEN_B".into(), TOKEN_B.into()),
+            ("BOTTLE_E2E_INJECT".into(), INJECT_TOKEN.into()),
+        ],
+        ..Setup::default()
+    });
+    let alt = || {
+        Curl::new(b.upstream.url("alt.upstream.test", "/echo"))
+            .proxy(b.proxy.proxy_url())
+            .cacert(b.ca())
+    };
+    let rule_match = "ghp_R8dJq2Lw9ZkT4mXc7VbN1sYh3UeGf6Pa0QoI";
+    let out = alt().header("X-Token", rule_match).run().unwrap();
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert!(b.upstream.received_bytes_contains(rule_match.as_bytes()));
+    let out = alt().header("X-Token", TOKEN).run().unwrap();
+    assert_eq!(out.status, 403, "{}", out.text());
+    assert!(
+        out.text().contains("known-secret:BOTTLE_E2E_TOKEN"),
+        "{}",
+        out.text()
+    );
+    assert!(!b.upstream.received_bytes_contains(TOKEN.as_bytes()));
+}

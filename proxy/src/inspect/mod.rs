@@ -20,10 +20,17 @@ pub enum InspectError {
     Dlp(#[from] dlp_rules::DlpError),
 }
 
+/// Rule id prefix of the findings for the proxy's own tokens (`known-secret:<name>`).
+const KNOWN_PREFIX: &str = "known-secret:";
+
 /// The compiled DLP engine plus the config's modes and exemptions.
 pub struct Inspector {
     engine: Arc<Engine>,
     cfg: DlpConfig,
+    /// Judge only known-secret findings: the view used for `exempt_hosts`.
+    known_only: bool,
+    /// That view, when there are known secrets and exempt hosts.
+    exempt: Option<Arc<Inspector>>,
 }
 
 /// What a scan decided.
@@ -69,10 +76,24 @@ impl Inspector {
             let ids: Vec<&str> = cfg.dlp.disable_rules.iter().map(String::as_str).collect();
             engine = engine.without_rules(&ids)?;
         }
-        let engine = engine.with_known_secrets(known)?;
+        let has_known = !known.is_empty();
+        let engine = Arc::new(engine.with_known_secrets(known)?);
+        // Exempt hosts are spared the rules (their false positives are what an exemption is
+        // for) but not the proxy's own tokens: an exact match cannot be a false positive, and
+        // no destination is trusted with a token the agent should never have held.
+        let exempt = (has_known && !cfg.dlp.exempt_hosts.is_empty()).then(|| {
+            Arc::new(Inspector {
+                engine: Arc::clone(&engine),
+                cfg: cfg.dlp.clone(),
+                known_only: true,
+                exempt: None,
+            })
+        });
         Ok(Inspector {
-            engine: Arc::new(engine),
+            engine,
             cfg: cfg.dlp.clone(),
+            known_only: false,
+            exempt,
         })
     }
 
@@ -80,15 +101,26 @@ impl Inspector {
         &self.engine
     }
 
-    /// False when DLP is off globally or the destination is exempt.
-    pub fn applies_to(&self, target: &Target) -> bool {
-        self.cfg.mode != DlpMode::Off && !self.cfg.is_exempt(&target.host, target.port)
+    /// How requests to `target` are inspected: `None` when DLP is off, or the destination is
+    /// exempt and there are no known secrets; the known-secrets-only view for other exempt
+    /// destinations; else this inspector.
+    pub fn for_target(self: &Arc<Self>, target: &Target) -> Option<Arc<Inspector>> {
+        if self.cfg.mode == DlpMode::Off {
+            return None;
+        }
+        if self.cfg.is_exempt(&target.host, target.port) {
+            return self.exempt.clone();
+        }
+        Some(Arc::clone(self))
     }
 
     /// Sorts findings into a verdict by each rule's mode.
     pub fn judge(&self, findings: Vec<Finding>) -> Verdict {
         let mut v = Verdict::default();
         for f in findings {
+            if self.known_only && !f.rule_id.starts_with(KNOWN_PREFIX) {
+                continue;
+            }
             let mode = self.mode_for(&f.rule_id);
             if mode == DlpMode::Block && v.blocking.is_none() {
                 v.blocking = Some(f.clone());
@@ -104,7 +136,7 @@ impl Inspector {
 
     fn mode_for(&self, rule_id: &str) -> DlpMode {
         // Known secrets are the proxy's own tokens: never downgraded by per-rule settings.
-        if rule_id.starts_with("known-secret:") {
+        if rule_id.starts_with(KNOWN_PREFIX) {
             return self.cfg.mode;
         }
         self.cfg.rule_mode(rule_id)

@@ -83,12 +83,13 @@ pub struct Relayed {
     pub stop: Stop,
 }
 
-/// Relays an upgraded connection; with `inspecting`, scans client messages and records the
-/// findings and the outcome in `event` (which the caller emits) and the metrics.
+/// Relays an upgraded connection; with an `inspector` (the destination's: see
+/// `Inspector::for_target`), scans client messages and records the findings and the outcome in
+/// `event` (which the caller emits) and the metrics.
 pub async fn relay<C, U>(
     client: C,
     upstream: U,
-    inspecting: bool,
+    inspector: Option<Arc<Inspector>>,
     proxy: &Proxy,
     event: &mut Event,
     shutdown: &CancellationToken,
@@ -97,10 +98,10 @@ where
     C: AsyncRead + AsyncWrite + Send,
     U: AsyncRead + AsyncWrite + Send,
 {
-    if !inspecting {
+    let Some(inspector) = inspector else {
         return splice(client, upstream, shutdown).await;
-    }
-    let r = relay_inspected(client, upstream, Arc::clone(&proxy.inspector), shutdown).await;
+    };
+    let r = relay_inspected(client, upstream, inspector, shutdown).await;
     if !r.verdict.findings.is_empty() {
         proxy.metrics.dlp_findings(r.verdict.findings.len() as u64);
         event.findings.extend(r.verdict.audit_findings());
