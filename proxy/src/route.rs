@@ -21,7 +21,7 @@ use crate::accept::framing::{Guarded, Poison};
 use crate::accept::{ClientCx, Lease};
 use crate::audit::{Event, Kind};
 use crate::body;
-use crate::config::{find_route, Config, ConfigError, Route, Secrets};
+use crate::config::{find_route, has_dot_or_empty_segment, Config, ConfigError, Route, Secrets};
 use crate::forward::ProxyBody;
 use crate::inject::credential_header;
 use crate::request::{exchange, Prepare};
@@ -93,15 +93,12 @@ fn is_push(path: &str, query: Option<&str>) -> bool {
 /// no empty segment. Agents' API clients never send these; refusing is simpler than guessing
 /// how each upstream normalises.
 fn ambiguous_path(path: &str) -> Option<&'static str> {
-    if path.split('/').any(|seg| seg == "." || seg == "..") {
-        return Some("a '.' or '..' path segment");
+    if has_dot_or_empty_segment(path) {
+        return Some("an empty, '.' or '..' path segment");
     }
     let lower = path.to_ascii_lowercase();
     if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) || path.contains('\\') {
         return Some("an encoded '.', '/' or a backslash in the path");
-    }
-    if path.contains("//") {
-        return Some("an empty path segment ('//')");
     }
     None
 }

@@ -52,10 +52,15 @@ fn inject_section(require: bool) -> String {
 
 /// The proxy with every route, the injection rule and all three tokens in its environment.
 fn broker(git: bool, require: bool) -> Bench {
+    broker_with(git, require, "")
+}
+
+/// `broker` with more config appended (e.g. a `[dlp]` table).
+fn broker_with(git: bool, require: bool, more: &str) -> Bench {
     Bench::with(Setup {
         git,
         top: "routes_listen = \"127.0.0.1:0\"\n".into(),
-        extra: format!("{ROUTES}\n{}", inject_section(require)),
+        extra: format!("{ROUTES}\n{}\n{more}", inject_section(require)),
         env: vec![
             ("BOTTLE_E2E_TOKEN".into(), TOKEN.into()),
             ("BOTTLE_E2E_TOKEN_B".into(), TOKEN_B.into()),
@@ -689,19 +694,11 @@ fn a_group_readable_token_file_stops_the_proxy_naming_path_and_mode() {
 /// match (here a GitHub-token-shaped value) passes there.
 #[test]
 fn an_exempt_host_still_never_receives_a_known_secret() {
-    let b = Bench::with(Setup {
-        top: "routes_listen = \"127.0.0.1:0\"\n".into(),
-        extra: format!(
-            "{ROUTES}\n{}\n[dlp]\nexempt_hosts = [\"alt.upstream.test:*\"]\n",
-            inject_section(false)
-        ),
-        env: vec![
-            ("BOTTLE_E2E_TOKEN".into(), TOKEN.into()),
-            ("BOTTLE_E2E_TOKEN_B".into(), TOKEN_B.into()),
-            ("BOTTLE_E2E_INJECT".into(), INJECT_TOKEN.into()),
-        ],
-        ..Setup::default()
-    });
+    let b = broker_with(
+        false,
+        false,
+        "[dlp]\nexempt_hosts = [\"alt.upstream.test:*\"]\n",
+    );
     let alt = || {
         Curl::new(b.upstream.url("alt.upstream.test", "/echo"))
             .proxy(b.proxy.proxy_url())

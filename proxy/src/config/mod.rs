@@ -14,6 +14,7 @@ mod token_file;
 mod validate;
 
 pub use error::ConfigError;
+pub(crate) use routes::has_dot_or_empty_segment;
 pub use routes::{
     find_route, Inject, Route, RouteUpstream, TokenRef, TokenSource, DEFAULT_AUTH_SCHEME,
     MIN_PLACEHOLDER_LEN,

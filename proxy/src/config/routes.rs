@@ -186,10 +186,17 @@ pub(crate) fn normalize_route_path(p: &str) -> Result<String, String> {
     } else {
         format!("{p}/")
     };
-    if with_slash.contains("//") || with_slash.contains("/../") || with_slash.contains("/./") {
+    if has_dot_or_empty_segment(&with_slash) {
         return Err(format!("{p:?} has empty, '.' or '..' segments"));
     }
     Ok(with_slash)
+}
+
+/// An empty (`//`), `.` or `..` segment: a path that does not mean what it says once an
+/// upstream normalises it. Route prefixes are checked at load, request paths on the routes
+/// listener per request.
+pub(crate) fn has_dot_or_empty_segment(path: &str) -> bool {
+    path.contains("//") || path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// `Authorization` scheme: an RFC 7235 token.
