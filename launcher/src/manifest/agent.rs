@@ -27,7 +27,18 @@ pub struct Agent {
 
 const AGENT_KEYS: &[&str] = &["bottle", "skills"];
 /// Claude Code subagent frontmatter keys: meaningful to Claude Code, not to the launcher.
-const SUBAGENT_KEYS: &[&str] = &["name", "description", "model", "color", "memory"];
+const SUBAGENT_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "model",
+    "color",
+    "memory",
+    "tools",
+    "disallowedTools",
+    "permissionMode",
+    "hooks",
+    "mcpServers",
+];
 
 impl Agent {
     pub fn from_parts(

@@ -67,6 +67,12 @@ impl Catalog {
             ));
         }
         for (name, path) in catalog.scan(&repo.join("agents"), "agent") {
+            if let Err(why) = inside_repo(&path, &repo_root(cwd)) {
+                catalog
+                    .warnings
+                    .push(format!("ignoring repo agent {}: {why}", path.display()));
+                continue;
+            }
             if let Some((home_path, _)) = catalog.agents.get(&name) {
                 catalog.warnings.push(format!(
                     "repo agent {} is shadowed by {}",
@@ -152,6 +158,29 @@ impl Catalog {
         };
         Ok(Resolved { agent, bottle })
     }
+}
+
+/// A repository's agent must be a regular file inside the repository. A cloned repo is not
+/// trusted: a link named `review.md` pointing at `~/.git-credentials` or `/proc/self/environ`
+/// would put that file into the agent's system prompt (its command line, the model's input).
+fn inside_repo(path: &Path, root: &Path) -> Result<(), String> {
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve it: {e}"))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the repository root: {e}"))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "it resolves to {}, outside the repository {}",
+            real.display(),
+            root.display()
+        ));
+    }
+    if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+        return Err("not a regular file".to_owned());
+    }
+    Ok(())
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

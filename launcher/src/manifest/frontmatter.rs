@@ -24,7 +24,7 @@ pub fn split(text: &str) -> Result<Split<'_>, YamlError> {
     };
     let mut offset = 0;
     for line in rest.split_inclusive('\n') {
-        if line.trim_end_matches(['\r', '\n']) == "---" {
+        if is_fence(line) {
             return Ok(Split {
                 yaml: &rest[..offset],
                 yaml_first_line: 2,
@@ -41,13 +41,28 @@ pub fn split(text: &str) -> Result<Split<'_>, YamlError> {
 
 fn strip_fence_line(text: &str) -> Option<&str> {
     let first_end = text.find('\n').map_or(text.len(), |i| i + 1);
-    let first = &text[..first_end];
-    (first.trim_end_matches(['\r', '\n']).trim_end() == "---").then(|| &text[first_end..])
+    is_fence(&text[..first_end]).then(|| &text[first_end..])
+}
+
+/// A fence line is three or more dashes, then only whitespace: what python-frontmatter, which
+/// read these files before, accepts for both fences.
+fn is_fence(line: &str) -> bool {
+    let line = line.trim_end();
+    line.len() >= 3 && line.bytes().all(|b| b == b'-')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fences_may_be_longer_and_carry_trailing_blanks() {
+        let s = split("--- \na: b\n----\t\r\nBody\n").unwrap();
+        assert_eq!(s.yaml, "a: b\n");
+        assert_eq!(s.body, "Body\n");
+        let s = split("---\na: b\n--\n---\nBody").unwrap();
+        assert_eq!(s.yaml, "a: b\n--\n", "two dashes are not a fence");
+    }
 
     #[test]
     fn splits_yaml_and_body() {

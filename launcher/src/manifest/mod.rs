@@ -53,7 +53,7 @@ impl ManifestError {
 
 /// Reads a manifest file into its parsed frontmatter and body, mapping YAML lines to file lines.
 fn read_manifest(path: &Path) -> Result<(yaml::Node, String), ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+    let text = read_bounded(path).map_err(|source| ManifestError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -63,6 +63,29 @@ fn read_manifest(path: &Path) -> Result<(yaml::Node, String), ManifestError> {
     let node =
         yaml::parse(split.yaml).map_err(|e| ManifestError::at(path, e.line + offset, e.message))?;
     Ok((shift_lines(node, offset), split.body.to_owned()))
+}
+
+/// Largest manifest read. An agent's body becomes one argument of the agent's command line
+/// (Linux caps one argument at 128 KiB), and no prompt or bottle is anywhere near this; the
+/// bound also keeps a manifest that is a device or a huge file from exhausting memory.
+pub const MAX_MANIFEST_BYTES: u64 = 128 * 1024;
+
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} KiB", MAX_MANIFEST_BYTES / 1024),
+        ));
+    }
+    Ok(text)
 }
 
 fn shift_lines(node: yaml::Node, offset: usize) -> yaml::Node {

@@ -153,7 +153,7 @@ fn agent_with_subagent_keys_loads_and_trims_body() {
     let path = dir.path().join("reviewer.md");
     fs::write(
         &path,
-        "---\nname: reviewer\ndescription: \"Reviews code: carefully\"\nmodel: opus\ncolor: blue\nmemory: project\nbottle: dev\nskills:\n  - review\n  - test-writer\n---\n\n  You review code.\n\n",
+        "---\nname: reviewer\ndescription: \"Reviews code: carefully\"\nmodel: opus\ncolor: blue\nmemory: project\ntools: Read, Grep, Glob\ndisallowedTools:\n  - Write\npermissionMode: plan\nbottle: dev\nskills:\n  - review\n  - test-writer\n---\n\n  You review code.\n\n",
     )
     .unwrap();
     let a = load_agent(&path, "reviewer", Origin::Repo).unwrap();
@@ -212,6 +212,46 @@ fn catalog_finds_home_and_repo_agents_from_a_subdirectory() {
     assert_eq!(r.bottle.name, "dev");
     assert_eq!(r.agent.system_prompt, "repo");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn repo_agents_that_leave_the_repository_are_ignored() {
+    let t = tree();
+    let outside = t.home.join("credentials.md");
+    fs::write(&outside, "https://user:hunter2@git.example\n").unwrap();
+    let agents = t.repo.join(".claude-bottle/agents");
+    std::os::unix::fs::symlink(&outside, agents.join("review.md")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", agents.join("zero.md")).unwrap();
+    fs::write(agents.join("real.md"), "prompt").unwrap();
+    std::os::unix::fs::symlink(agents.join("real.md"), agents.join("alias.md")).unwrap();
+    let c = Catalog::discover(&t.home, &t.repo);
+    assert!(!c.agents.contains_key("review"), "a link out of the repo");
+    assert!(!c.agents.contains_key("zero"), "a device");
+    assert_eq!(
+        c.agents["alias"].1,
+        Origin::Repo,
+        "a link inside the repo is fine"
+    );
+    let warned = c.warnings.join("\n");
+    assert!(
+        warned.contains("review.md") && warned.contains("outside the repository"),
+        "{warned}"
+    );
+    assert!(warned.contains("zero.md"), "{warned}");
+    assert!(c.resolve("review").is_err());
+}
+
+#[test]
+fn a_manifest_larger_than_the_bound_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.md");
+    fs::write(&path, "x".repeat(super::MAX_MANIFEST_BYTES as usize + 1)).unwrap();
+    let err = load_agent(&path, "big", Origin::Home)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("larger than 128 KiB"), "{err}");
+    fs::write(&path, "x".repeat(super::MAX_MANIFEST_BYTES as usize)).unwrap();
+    assert!(load_agent(&path, "big", Origin::Home).is_ok());
 }
 
 #[test]
