@@ -65,6 +65,10 @@ pub fn tag_for(repo: &str, tar: &[u8]) -> String {
 /// name to list it by).
 pub const IMAGE_LABEL: &str = "dev.claude-bottle.repo";
 
+/// Longest an image import may take, upload and the daemon's progress stream together (bollard's
+/// per-call timeout does not cover a streamed answer). A sidecar rootfs is tens of MiB: seconds.
+pub const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// One import at a time per process: two bottles (or two tests) importing the same new tag at once
 /// would each import it, and the first image would be left dangling when the second took the tag.
 static IMPORT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -105,9 +109,20 @@ pub async fn import_tagged(
         ..Default::default()
     };
     let mut stream = docker.create_image(Some(options), Some(tar.into()), None);
-    while let Some(item) = stream.next().await {
-        item.map_err(DockerError::api(format!("importing image {tag}")))?;
-    }
+    let import = async {
+        while let Some(item) = stream.next().await {
+            item.map_err(DockerError::api(format!("importing image {tag}")))?;
+        }
+        Ok::<(), DockerError>(())
+    };
+    tokio::time::timeout(IMPORT_TIMEOUT, import)
+        .await
+        .map_err(|_| {
+            DockerError::Other(format!(
+                "importing image {tag}: the Docker daemon did not finish within {} s",
+                IMPORT_TIMEOUT.as_secs()
+            ))
+        })??;
     let current = docker
         .inspect_image(&tag)
         .await
