@@ -82,3 +82,8 @@ pub const RESPONSE_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// connection is considered dead.
 pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An HTTP/2 client connection in a bumped tunnel with no stream in flight for this long is
+/// sent GOAWAY and closed. Answered pings do not count as use; HTTP/1's counterpart is
+/// `HEADER_READ_TIMEOUT`. Long enough for an agent's pauses between LLM calls to reuse it.
+pub const H2_IDLE_TIMEOUT: Duration = Duration::from_secs(90);

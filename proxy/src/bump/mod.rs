@@ -4,6 +4,7 @@
 //! Anything that is not a TLS ClientHello is closed: no blind tunnels.
 
 pub mod client_hello;
+pub mod idle;
 pub mod passthrough;
 pub mod prefixed;
 pub mod serve;

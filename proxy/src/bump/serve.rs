@@ -13,8 +13,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::accept::framing::{Guarded, Poison};
 use crate::accept::{ClientCx, Lease};
 use crate::audit::{Decision, Event, Kind};
+use crate::bump::idle::Streams;
 use crate::limits::{
-    H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT, MAX_HEADER_BYTES, TLS_HANDSHAKE_TIMEOUT,
+    H2_IDLE_TIMEOUT, H2_KEEPALIVE_INTERVAL, H2_KEEPALIVE_TIMEOUT, MAX_HEADER_BYTES,
+    TLS_HANDSHAKE_TIMEOUT,
 };
 use crate::policy::Target;
 use crate::request::{handle_bumped, TunnelCx};
@@ -39,14 +41,24 @@ where
     let tunnel = Arc::new(TunnelCx::new(cx, target, lease.clone()));
     let poison = Poison::default();
     let poison_reader = poison.clone();
+    let streams = Streams::default();
+    let counted = streams.clone();
     let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(poison.clone());
         let proxy = Arc::clone(&proxy);
         let tunnel = Arc::clone(&tunnel);
-        async move { Ok::<_, Infallible>(handle_bumped(req, tunnel, proxy).await) }
+        let stream = is_h2.then(|| counted.open());
+        async move {
+            let resp = handle_bumped(req, tunnel, proxy).await;
+            Ok::<_, Infallible>(match stream {
+                Some(stream) => resp.map(|body| stream.hold_until_end_of(body)),
+                None => resp,
+            })
+        }
     });
     // On shutdown, HTTP/1 finishes the exchange in flight and closes; HTTP/2 sends GOAWAY and
-    // finishes its open streams.
+    // finishes its open streams. An HTTP/2 connection unused for H2_IDLE_TIMEOUT closes the
+    // same way.
     let result = if is_h2 {
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -55,7 +67,18 @@ where
             .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
             .serve_connection(TokioIo::new(tls), svc);
         tokio::pin!(conn);
-        crate::accept::serve_until_shutdown!(lease, conn)
+        tokio::select! {
+            out = conn.as_mut() => out,
+            () = lease.shutdown().cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+            () = streams.idle_for(H2_IDLE_TIMEOUT) => {
+                tracing::debug!(conn = cx.conn, "idle HTTP/2 connection closed");
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
     } else {
         let io = TokioIo::new(Guarded::new(tls, poison_reader));
         let conn = crate::accept::http1::builder()
