@@ -12,17 +12,24 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::decode::compress::{DecompressLimits, Decompressor};
+use std::collections::HashMap;
+
 use crate::engine::{Engine, EXPANSION};
 use crate::error::DlpError;
 use crate::finding::{Finding, Location};
+use crate::prefilter::Target;
 
 /// New bytes gathered before a scan round. Bigger rounds amortise the re-scanned overlap (~52 KiB
 /// with the current packs: 27% extra work at 192 KiB, 13% at 384 KiB).
 const SEGMENT_TRIGGER: usize = 384 << 10;
 /// Most new bytes in one round; with the tail this bounds the buffer.
 const SEGMENT_MAX: usize = 448 << 10;
-/// Findings kept per body; the first one already decides the request.
-const MAX_FINDINGS: usize = 64;
+/// Findings reported per body and rule (or known secret). The cap is per rule, not per body,
+/// because what a caller decides depends on which rules were found: a per-rule `warn`, or a
+/// host exempt from the rules but not from known secrets, must still see the one finding that
+/// blocks after a run of ones that do not (a body-wide cap of 64 let a known secret through
+/// behind 64 rule matches). Bounded: rules times this.
+const MAX_FINDINGS_PER_RULE: u8 = 8;
 /// Compressed-offset checkpoints kept (older ones are merged, which only delays release).
 const MAX_CHECKPOINTS: usize = 1024;
 
@@ -81,7 +88,7 @@ struct Window {
     accepted_to: u64,
     released: u64,
     first_finding: Option<u64>,
-    findings: usize,
+    reported: HashMap<Target, u8>,
     form: bool,
     trigger: usize,
     segment_max: usize,
@@ -99,7 +106,7 @@ impl Window {
             accepted_to: 0,
             released: 0,
             first_finding: None,
-            findings: 0,
+            reported: HashMap::new(),
             form,
             trigger: SEGMENT_TRIGGER.max(2 * span),
             segment_max: SEGMENT_MAX.max(2 * span),
@@ -154,8 +161,9 @@ impl Window {
                 }
                 let start = self.buf_start + h.start as u64;
                 self.first_finding = Some(self.first_finding.map_or(start, |f| f.min(start)));
-                if self.findings < MAX_FINDINGS {
-                    self.findings += 1;
+                let reported = self.reported.entry(h.target).or_default();
+                if *reported < MAX_FINDINGS_PER_RULE {
+                    *reported += 1;
                     out.push(engine.finding(h, loc, self.buf_start, label));
                 }
             }

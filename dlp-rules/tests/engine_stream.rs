@@ -140,3 +140,33 @@ proptest! {
         prop_assert_eq!(keys(&found), expected);
     }
 }
+
+/// Callers decide by rule: a host exempt from the rules still blocks known secrets, and a rule
+/// in `warn` does not block. So a run of findings of one rule must not crowd out another rule's.
+#[test]
+fn many_findings_of_one_rule_do_not_hide_another() {
+    use dlp_rules::{Engine, KnownSecret, SecretString};
+    let known = "cred-Proxy-Injected-9f8e7d";
+    let e = std::sync::Arc::new(
+        Engine::from_packs(&[("test", TEST_PACK)])
+            .unwrap()
+            .with_known_secrets(vec![KnownSecret::new("K", SecretString::from(known))])
+            .unwrap(),
+    );
+    let mut body = String::new();
+    for i in 0..200 {
+        body.push_str(&format!("{} {GH} ", prose(40, i)));
+    }
+    body.push_str(&format!("last {known} {ANT} end"));
+    for chunks in [
+        vec![body.as_bytes()],
+        body.as_bytes().chunks(4096).collect(),
+    ] {
+        let (found, _) = stream(&e, BodyContext::body(), &chunks, Some((8192, 16384)));
+        let of = |rule: &str| found.iter().filter(|f| f.rule_id == rule).count();
+        assert_eq!(of("known-secret:K"), 1, "{found:?}");
+        assert_eq!(of("anthropic-api-key"), 1, "{found:?}");
+        let gh = of("github-classic-token");
+        assert!((1..=8).contains(&gh), "per-rule cap: {gh}");
+    }
+}
