@@ -79,8 +79,9 @@ impl Event {
         }
     }
 
+    /// An unlisted method is recorded as such, never spelled out (it could be anything).
     pub fn target(mut self, method: &str, host: &str, port: u16, path_and_query: &str) -> Self {
-        method.clone_into(&mut self.method);
+        crate::policy::method::for_audit(method).clone_into(&mut self.method);
         host.clone_into(&mut self.host);
         self.port = port;
         self.path = redact_query(path_and_query);

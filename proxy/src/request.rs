@@ -20,7 +20,7 @@ use crate::inspect::body::{ScanBody, SharedVerdict};
 use crate::inspect::websocket;
 use crate::inspect::{self, Verdict};
 use crate::limits::{BODY_IDLE_TIMEOUT, RESPONSE_IDLE_TIMEOUT, UPGRADE_TIMEOUT};
-use crate::policy::Target;
+use crate::policy::{method, Target};
 use crate::state::Proxy;
 use dlp_rules::BodyContext;
 use outcome::{CutOnBlock, Outcome};
@@ -68,6 +68,10 @@ pub async fn handle_bumped(
         t.port,
         req.uri().path_and_query().map_or("/", |p| p.as_str()),
     );
+    if !method::is_listed(req.method().as_str()) {
+        let why = method::refusal(req.method().as_str());
+        return proxy.refuse(event, StatusCode::NOT_IMPLEMENTED, "protocol", why);
+    }
     // Domain fronting: the tunnel was allowed for one host; a Host/:authority naming another
     // would smuggle a request to it past the CONNECT decision.
     if let Err(why) = authority_matches(&req, t, &proxy) {
@@ -116,6 +120,10 @@ pub async fn handle_plain(
         port,
         &path,
     );
+    if !method::is_listed(req.method().as_str()) {
+        let why = method::refusal(req.method().as_str());
+        return proxy.refuse(event, StatusCode::NOT_IMPLEMENTED, "protocol", why);
+    }
     if req.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
         return proxy.refuse(
             event,

@@ -134,6 +134,10 @@ async fn handle(
         .to_owned();
     let event =
         Event::begin(cx.conn, Kind::Route, Some(cx.peer)).target(req.method().as_str(), "", 0, &pq);
+    if !crate::policy::method::is_listed(req.method().as_str()) {
+        let why = crate::policy::method::refusal(req.method().as_str());
+        return proxy.refuse(event, StatusCode::NOT_IMPLEMENTED, "protocol", why);
+    }
     if let Some(why) = ambiguous_path(req.uri().path()) {
         return proxy.refuse(
             event,

@@ -388,3 +388,36 @@ fn a_coding_on_a_second_content_encoding_line_is_decoded_and_scanned() {
     assert!(!b.upstream.received_bytes_contains(&gz));
     assert!(!b.upstream.received_bytes_contains(secret.as_bytes()));
 }
+
+/// A method is any HTTP token, so a request line can carry a token in the method's place. Only
+/// registered methods are forwarded; the refusal and the audit never spell the method out.
+#[test]
+fn a_secret_in_the_method_is_refused_and_never_audited() {
+    let b = Bench::start();
+    let secret = github_pat(41);
+    let port = b.upstream.port();
+    let request =
+        format!("{secret} /echo HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n");
+    let out = testkit::SClient::new(format!("{HOST}:{port}"))
+        .proxy(b.proxy.listen_addr().to_string())
+        .cafile(b.ca())
+        .input(request.into_bytes())
+        .ign_eof()
+        .run()
+        .unwrap();
+    assert!(out.stdout.contains("HTTP/1.1 501"), "{}", out.stdout);
+    assert!(b.upstream.wait_idle(WAIT));
+    assert!(!b.upstream.received_bytes_contains(secret.as_bytes()));
+    let audit = b.proxy.audit_lines();
+    let line = audit
+        .iter()
+        .find(|e| e["status"] == 501)
+        .expect("the refusal is audited");
+    assert_eq!(line["method"], "[unlisted method]", "{line}");
+    for e in &audit {
+        assert!(!e.to_string().contains("ghp_"), "{e}");
+    }
+    // A registered method still goes through the same tunnel kind.
+    let ok = b.curl("/echo").method("PROPFIND").run().unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.text());
+}

@@ -8,6 +8,7 @@ pub mod allowlist;
 pub mod denial;
 mod describe;
 pub mod host;
+pub mod method;
 pub mod resolve;
 pub mod ssrf;
 mod suffix;
