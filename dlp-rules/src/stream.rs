@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::decode::compress::{DecompressLimits, Decompressor};
 use std::collections::HashMap;
 
+use crate::decode::zstd_frames::ZstdFrames;
 use crate::engine::{Engine, EXPANSION};
 use crate::error::DlpError;
 use crate::finding::{Finding, Location};
@@ -30,6 +31,8 @@ const SEGMENT_MAX: usize = 448 << 10;
 /// blocks after a run of ones that do not (a body-wide cap of 64 let a known secret through
 /// behind 64 rule matches). Bounded: rules times this.
 const MAX_FINDINGS_PER_RULE: u8 = 8;
+/// The `encoding` of a finding in the raw bytes of a compressed body.
+const UNDECODED: &str = "undecoded";
 /// Compressed-offset checkpoints kept (older ones are merged, which only delays release).
 const MAX_CHECKPOINTS: usize = 1024;
 
@@ -191,6 +194,15 @@ pub struct BodyScanner {
     decomp: Option<Decompressor>,
     label: String,
     win: Window,
+    /// Compressed bodies only: the raw bytes scanned as they are. Container fields that decode
+    /// to nothing (gzip FNAME/FCOMMENT/FEXTRA, zstd skippable frames, brotli metadata) reach the
+    /// receiver verbatim without ever appearing in the decoded stream.
+    raw_win: Option<Window>,
+    /// Where zstd blocks end, when zstd is the outermost coding (see `decode::zstd_frames`).
+    zstd: Option<ZstdFrames>,
+    /// zstd inside another coding: its block ends are not visible in the raw bytes, so nothing
+    /// is released before `finish`.
+    hold_all: bool,
     raw_in: u64,
     decoded_in: u64,
     /// `(raw bytes fed, decoded bytes produced by then)`, for compressed bodies.
@@ -211,12 +223,19 @@ impl BodyScanner {
         });
         let label = decomp.as_ref().map(Decompressor::label).unwrap_or_default();
         let win = Window::new(&engine, form);
+        let raw_win = decomp.as_ref().map(|_| Window::new(&engine, false));
+        let zstd_at = decomp.as_ref().and_then(Decompressor::zstd_outermost);
+        let zstd = (zstd_at == Some(true)).then(ZstdFrames::default);
+        let hold_all = zstd_at == Some(false);
         Ok(BodyScanner {
             engine,
             location: ctx.location,
             decomp,
             label,
             win,
+            raw_win,
+            zstd,
+            hold_all,
             raw_in: 0,
             decoded_in: 0,
             checkpoints: VecDeque::new(),
@@ -249,8 +268,20 @@ impl BodyScanner {
                     win.push(engine, out, loc, label, &mut findings);
                     Ok(())
                 })?;
+                if let Some(raw) = self.raw_win.as_mut() {
+                    raw.push(engine, chunk, loc, UNDECODED, &mut findings);
+                }
                 self.decoded_in += produced;
-                self.checkpoints.push_back((self.raw_in, self.decoded_in));
+                let cleared_raw = match self.zstd.as_mut() {
+                    Some(z) => {
+                        z.feed(chunk);
+                        z.boundary()
+                    }
+                    None => self.raw_in,
+                };
+                if !self.hold_all {
+                    self.checkpoints.push_back((cleared_raw, self.decoded_in));
+                }
                 if self.checkpoints.len() > MAX_CHECKPOINTS {
                     // Dropping the oldest point only makes release wait for a later one.
                     self.checkpoints.pop_front();
@@ -277,6 +308,15 @@ impl BodyScanner {
                 win.push(engine, out, loc, label, &mut findings);
                 Ok(())
             })?;
+            if self.zstd.as_ref().is_some_and(|z| !z.at_frame_end()) {
+                return Err(DlpError::Decode {
+                    encoding: "zstd",
+                    msg: "the body does not end on a whole frame".into(),
+                });
+            }
+        }
+        if let Some(raw) = self.raw_win.as_mut() {
+            raw.round(&self.engine, true, &self.location, UNDECODED, &mut findings);
         }
         self.win.round(
             &self.engine,
@@ -285,7 +325,7 @@ impl BodyScanner {
             &self.label,
             &mut findings,
         );
-        if self.win.first_finding.is_none() {
+        if !self.has_findings() {
             self.raw_released = self.raw_in;
             self.win.released = self.win.released.max(self.decoded_in);
         }
@@ -309,30 +349,40 @@ impl BodyScanner {
             self.raw_released = self.raw_released.max(raw);
             self.checkpoints.pop_front();
         }
-        self.raw_released
+        // ... and its raw bytes have been cleared as bytes too.
+        match &self.raw_win {
+            Some(raw) => self.raw_released.min(raw.released),
+            None => self.raw_released,
+        }
     }
 
     /// Whether any finding was reported (the proxy blocks on the first).
     pub fn has_findings(&self) -> bool {
         self.win.first_finding.is_some()
+            || self
+                .raw_win
+                .as_ref()
+                .is_some_and(|w| w.first_finding.is_some())
     }
 
     /// Bytes held in the scan buffer (for memory-bound tests and metrics).
     pub fn buffered(&self) -> usize {
-        self.win.buf.len()
+        self.win.buf.len() + self.raw_win.as_ref().map_or(0, |w| w.buf.len())
     }
 
     /// Test hook: scan after every `trigger` new bytes, at most `segment_max` per round (the
     /// defaults, 64 KiB and 256 KiB, make small test bodies finish in one round).
     #[doc(hidden)]
     pub fn set_segment(&mut self, trigger: usize, segment_max: usize) {
-        self.win.trigger = trigger.max(1);
-        self.win.segment_max = segment_max.max(1);
+        for w in std::iter::once(&mut self.win).chain(self.raw_win.as_mut()) {
+            w.trigger = trigger.max(1);
+            w.segment_max = segment_max.max(1);
+        }
     }
 
     /// Upper bound on `buffered()` for this engine.
     pub fn buffer_bound(&self) -> usize {
-        self.win.capacity()
+        self.win.capacity() + self.raw_win.as_ref().map_or(0, Window::capacity)
     }
 }
 

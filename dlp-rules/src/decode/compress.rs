@@ -62,7 +62,8 @@ enum Stage {
     Zlib(ZlibDecoder<Sink>),
     Deflate(DeflateDecoder<Sink>),
     Brotli(Box<brotli::DecompressorWriter<Sink>>),
-    Zstd(zstd::stream::write::Decoder<'static, Sink>),
+    /// The flag: whether any input was written (an empty stream has no frame to finish).
+    Zstd(zstd::stream::write::Decoder<'static, Sink>, bool),
 }
 
 impl Stage {
@@ -71,7 +72,7 @@ impl Stage {
             Stage::Gzip(_) => "gzip",
             Stage::DeflateSniff(_) | Stage::Zlib(_) | Stage::Deflate(_) => "deflate",
             Stage::Brotli(_) => "br",
-            Stage::Zstd(_) => "zstd",
+            Stage::Zstd(..) => "zstd",
         }
     }
 
@@ -87,7 +88,7 @@ impl Stage {
             "zstd" => {
                 let mut d = zstd::stream::write::Decoder::new(Sink::default())?;
                 d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-                Stage::Zstd(d)
+                Stage::Zstd(d, false)
             }
             other => return Err(DlpError::UnsupportedEncoding(other.to_string())),
         }))
@@ -131,7 +132,8 @@ impl Stage {
                 d.flush()?;
                 Ok(std::mem::take(&mut d.get_mut().buf))
             }
-            Stage::Zstd(d) => {
+            Stage::Zstd(d, wrote) => {
+                *wrote |= !input.is_empty();
                 d.write_all(input)?;
                 d.flush()?;
                 Ok(std::mem::take(&mut d.get_mut().buf))
@@ -158,10 +160,13 @@ impl Stage {
                 d.close()?;
                 Ok(std::mem::take(&mut d.get_mut().buf))
             }
-            Stage::Zstd(d) => {
-                d.flush()?;
+            // `do_finish` fails unless the input ended on a whole frame; `flush` alone let a
+            // truncated frame (whose last block was never decoded, so never scanned) pass.
+            Stage::Zstd(d, true) => {
+                d.do_finish()?;
                 Ok(std::mem::take(&mut d.get_mut().buf))
             }
+            Stage::Zstd(_, false) => Ok(Vec::new()),
             Stage::DeflateSniff(head) if head.is_empty() => Ok(Vec::new()),
             Stage::DeflateSniff(_) => Err(std::io::Error::other("truncated deflate stream")),
         }
@@ -210,6 +215,16 @@ impl Decompressor {
             total_in: 0,
             total_out: 0,
         }))
+    }
+
+    /// Where zstd sits in the chain: `Some(true)` when it is the coding applied last (the one
+    /// the raw bytes are in), `Some(false)` when it is inside another, `None` when absent.
+    pub fn zstd_outermost(&self) -> Option<bool> {
+        let at = self
+            .stages
+            .iter()
+            .position(|s| matches!(s, Stage::Zstd(..)))?;
+        Some(at == 0)
     }
 
     /// The coding names, outermost last (as in the header).

@@ -5,6 +5,7 @@ pub(crate) mod base64;
 pub(crate) mod compress;
 pub(crate) mod escape;
 pub(crate) mod hex;
+pub(crate) mod zstd_frames;
 
 /// Maps positions in a derived view to its parent. Between checkpoints the two advance in step;
 /// each checkpoint `(view, parent)` records where they re-align after an escape or a skipped
