@@ -30,7 +30,7 @@ const SEGMENT_MAX: usize = 448 << 10;
 /// host exempt from the rules but not from known secrets, must still see the one finding that
 /// blocks after a run of ones that do not (a body-wide cap of 64 let a known secret through
 /// behind 64 rule matches). Bounded: rules times this.
-const MAX_FINDINGS_PER_RULE: u8 = 8;
+const MAX_FINDINGS_PER_RULE: u8 = 16;
 /// The `encoding` of a finding in the raw bytes of a compressed body.
 const UNDECODED: &str = "undecoded";
 /// Compressed-offset checkpoints kept (older ones are merged, which only delays release).

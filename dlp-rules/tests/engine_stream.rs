@@ -121,6 +121,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     #[test]
+    // Fewer pieces than the per-rule finding cap (16): past it, streaming reports the first 16.
     fn any_chunking_finds_the_same_secrets(pieces in prop::collection::vec(piece(), 1..12),
                                            cuts in prop::collection::vec(1usize..700, 1..40),
                                            trigger in 1usize..3000) {
@@ -167,6 +168,6 @@ fn many_findings_of_one_rule_do_not_hide_another() {
         assert_eq!(of("known-secret:K"), 1, "{found:?}");
         assert_eq!(of("anthropic-api-key"), 1, "{found:?}");
         let gh = of("github-classic-token");
-        assert!((1..=8).contains(&gh), "per-rule cap: {gh}");
+        assert!((1..=16).contains(&gh), "per-rule cap: {gh}");
     }
 }
