@@ -100,6 +100,11 @@ fn ambiguous_path(path: &str) -> Option<&'static str> {
     if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) || path.contains('\\') {
         return Some("an encoded '.', '/' or a backslash in the path");
     }
+    // Servlet containers (Tomcat, Jetty: Bitbucket, Gerrit) drop `;params` from a segment
+    // before routing, so `git-receive-pack;x` is a push and `..;` is a `..` there.
+    if path.contains(';') || lower.contains("%3b") {
+        return Some("a ';' (path parameter) in the path");
+    }
     None
 }
 

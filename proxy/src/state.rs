@@ -63,12 +63,25 @@ impl Proxy {
     /// A policy denial: audited, counted, and answered with the 403 body that says how to
     /// allow the request.
     pub fn deny(&self, mut event: Event, denial: &Denial) -> Response<ProxyBody> {
+        self.redact_unscanned_path(&mut event);
         let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
         let body = denial.body_for(&event.method);
         event.outcome(Decision::Deny, status.as_u16(), denial.reason_line());
         self.metrics.decision("deny", denial.reason.class());
         self.audit.emit(event);
         body::response(status, body)
+    }
+
+    /// Refusals made before DLP has looked at the request (policy, fronting, framing, route
+    /// paths) would audit a secret sitting in a path segment or query key as it is; the audited
+    /// path (query values already dropped) is scanned first and redacted on any finding.
+    fn redact_unscanned_path(&self, event: &mut Event) {
+        if event.path.is_empty() || event.path == crate::audit::REDACTED_PATH {
+            return;
+        }
+        if !self.inspector.engine().scan_url(&event.path).is_empty() {
+            event.redact_path();
+        }
     }
 
     /// A DLP block: audited with the redacted findings, answered with a 403 that names the rule.
@@ -98,6 +111,7 @@ impl Proxy {
         class: &'static str,
         why: String,
     ) -> Response<ProxyBody> {
+        self.redact_unscanned_path(&mut event);
         event.outcome(Decision::Deny, status.as_u16(), why.clone());
         self.metrics.decision("deny", class);
         self.audit.emit(event);

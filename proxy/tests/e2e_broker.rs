@@ -300,6 +300,21 @@ fn git_clone_through_a_route_passes_and_push_is_refused() {
         .unwrap();
     assert_eq!(climb.status, 400, "{}", climb.text());
     assert!(climb.text().contains("'..'"), "{}", climb.text());
+    // Servlet containers drop `;params`: a push and a `..` there.
+    for (path, method) in [
+        ("/gitr/git/repo.git/git-receive-pack;x", "POST"),
+        ("/gitr/git/repo.git/git-receive-pack%3Bx", "POST"),
+        ("/gitr/git/..;/other/repo.git/info/refs", "GET"),
+    ] {
+        let out = route(&b, path)
+            .method(method)
+            .arg("--path-as-is")
+            .body(b"0000".to_vec())
+            .run()
+            .unwrap();
+        assert_eq!(out.status, 400, "{path}: {}", out.text());
+        assert!(out.text().contains("';'"), "{}", out.text());
+    }
     let reqs = b.upstream.requests();
     assert!(reqs.iter().any(|r| r.path.ends_with("/git-upload-pack")));
     assert!(
@@ -716,4 +731,34 @@ fn an_exempt_host_still_never_receives_a_known_secret() {
         out.text()
     );
     assert!(!b.upstream.received_bytes_contains(TOKEN.as_bytes()));
+}
+
+/// TRACE asks the upstream to echo the request, the injected credential included.
+#[test]
+fn trace_is_refused_before_a_token_is_added() {
+    let b = broker(false, false);
+    let out = route(&b, "/alt/echo").method("TRACE").run().unwrap();
+    assert_eq!(out.status, 501, "{}", out.text());
+    assert!(!out.text().contains(TOKEN));
+    assert!(b.upstream.wait_idle(std::time::Duration::from_secs(5)));
+    assert!(b.upstream.requests().is_empty());
+}
+
+/// A refusal made before DLP runs (here: a route path with a '..') still never writes a secret
+/// from the path into the audit.
+#[test]
+fn early_refusals_audit_no_secret_from_the_path() {
+    let b = broker(false, false);
+    let secret = format!("ghp_{}", "R8dJq2Lw9ZkT4mXc7VbN1sYh3UeGf6Pa0QoI");
+    let out = route(&b, &format!("/alt/{secret}/../x"))
+        .arg("--path-as-is")
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 400, "{}", out.text());
+    let audit = b.proxy.audit_lines();
+    let line = audit.iter().find(|e| e["status"] == 400).expect("audited");
+    assert_eq!(line["path"], "[redacted: DLP finding in the URL]", "{line}");
+    for e in &audit {
+        assert!(!e.to_string().contains("ghp_"), "{e}");
+    }
 }

@@ -5,7 +5,9 @@
 //! the rest with 501, and never writes an unlisted one into the audit.
 
 /// RFC 9110 methods, PATCH, QUERY, and the WebDAV/CalDAV/DeltaV methods (IANA registry) that
-/// file-sync and version-control clients send.
+/// file-sync and version-control clients send. Not TRACE: a server answering it echoes the
+/// request, credentials the proxy injected included, back to the agent (RFC 9110 9.3.8 forbids
+/// sending stored credentials in one), and no tool an agent uses needs it.
 const LISTED: &[&str] = &[
     "GET",
     "HEAD",
@@ -14,7 +16,6 @@ const LISTED: &[&str] = &[
     "DELETE",
     "CONNECT",
     "OPTIONS",
-    "TRACE",
     "PATCH",
     "QUERY",
     "PROPFIND",
