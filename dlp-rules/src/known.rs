@@ -22,6 +22,12 @@ impl KnownSecret {
             value,
         }
     }
+
+    /// The literals that reveal this secret (see `encodings`); what other exact-match guards
+    /// (the proxy's check of responses for its own credentials) look for too.
+    pub fn encodings(&self) -> Vec<Vec<u8>> {
+        encodings(self)
+    }
 }
 
 impl std::fmt::Debug for KnownSecret {

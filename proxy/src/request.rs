@@ -26,6 +26,7 @@ use dlp_rules::BodyContext;
 use outcome::{CutOnBlock, Outcome};
 
 mod outcome;
+mod reflected;
 
 /// What a bumped tunnel was allowed for; every request inside must stay within it. The host
 /// and authority are rendered once per tunnel, not per request (keep-alive tunnels carry
@@ -224,6 +225,11 @@ pub async fn exchange(
             return proxy.refuse_dlp(event, &verdict, body);
         }
     }
+    // A request the proxy adds a credential to gets its response checked for it.
+    let reflection = prepare
+        .is_some()
+        .then(|| proxy.inspector.reflection().cloned())
+        .flatten();
     if let Some(prepare) = prepare {
         if let Err(why) = prepare(&mut parts) {
             return proxy.refuse(event, StatusCode::FORBIDDEN, "inject", why);
@@ -301,6 +307,22 @@ pub async fn exchange(
         }
     };
 
+    if let Some(id) = reflection
+        .as_ref()
+        .and_then(|r| reflected::in_headers(r, resp.headers()))
+    {
+        let why =
+            format!("the upstream's response headers held the credential {id} the proxy added");
+        event.bytes_up = up.load(Ordering::Relaxed);
+        event.outcome(
+            Decision::Deny,
+            StatusCode::BAD_GATEWAY.as_u16(),
+            why.clone(),
+        );
+        proxy.metrics.decision("deny", "reflect");
+        proxy.audit.emit(event);
+        return body::response(StatusCode::BAD_GATEWAY, format!("egress-proxy: {why}\n"));
+    }
     let upgraded = websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(resp.headers_mut(), upgraded);
     event.outcome(Decision::Allow, resp.status().as_u16(), "allowed");
@@ -336,6 +358,7 @@ pub async fn exchange(
     let (mut parts, incoming) = resp.into_parts();
     parts.version = Version::HTTP_11;
     outcome.arm(event);
+    let watcher = Arc::clone(&outcome);
     let incoming = Idle::new(incoming, RESPONSE_IDLE_TIMEOUT);
     let counted = Counted::new(incoming, Arc::new(AtomicU64::new(0))).on_drop(move |bytes_down| {
         outcome.set_bytes_down(bytes_down);
@@ -346,6 +369,10 @@ pub async fn exchange(
         body::boxed(CutOnBlock::new(counted, shared))
     } else {
         body::boxed(counted)
+    };
+    let body = match reflection {
+        Some(r) => body::boxed(reflected::Unreflected::new(body, r, watcher)),
+        None => body,
     };
     Response::from_parts(parts, body)
 }

@@ -162,15 +162,20 @@ fn longest_prefix_base_paths_shared_tokens_and_unknown_paths() {
     assert_eq!(out.status, 404, "{}", out.stderr);
     // `/anthropic` without the slash maps to the upstream root.
     assert_eq!(route(&b, "/anthropic").run().unwrap().status, 404);
-    // A second route naming the same token_env, to another host.
+    // A second route naming the same token_env, to another host. `/echo` answers with the
+    // request, token included: the proxy cuts that response (see `reflect`).
     let out = route(&b, "/alt/echo").run().unwrap();
-    assert_eq!(out.status, 200, "{}", out.stderr);
-    let echo = out.json().unwrap();
-    assert_eq!(
-        echo["host"],
-        format!("alt.upstream.test:{}", b.upstream.port())
+    assert_ne!(out.exit_code, 0, "an echo of the token must be cut");
+    assert!(
+        !out.text().contains(TOKEN),
+        "the echoed token reached the agent"
     );
     let reqs = b.upstream.requests();
+    let alt = reqs.iter().find(|r| r.path_and_query == "/echo").unwrap();
+    assert_eq!(
+        alt.header("host"),
+        Some(format!("alt.upstream.test:{}", b.upstream.port()).as_str())
+    );
     let got: Vec<(&str, Option<&str>)> = reqs
         .iter()
         .map(|r| (r.path_and_query.as_str(), r.header("authorization")))
@@ -344,10 +349,13 @@ fn injection_swaps_the_placeholder_only_for_its_host() {
         .header("Authorization", &placeholder)
         .run()
         .unwrap();
-    assert_eq!(out.status, 200, "{}", out.stderr);
+    // The upstream got the token; its echo of it never reaches the agent.
+    assert_ne!(out.exit_code, 0, "an echo of the token must be cut");
+    assert!(!out.text().contains(INJECT_TOKEN));
+    let reqs = b.upstream.requests();
     assert_eq!(
-        out.json().unwrap()["headers"]["authorization"],
-        format!("Bearer {INJECT_TOKEN}")
+        reqs[0].header_all("authorization"),
+        [format!("Bearer {INJECT_TOKEN}")]
     );
     assert_eq!(count(&b.upstream.received_bytes(), INJECT_TOKEN), 1);
 
@@ -395,11 +403,11 @@ fn injection_with_require_refuses_requests_without_the_placeholder() {
     assert!(b.upstream.requests().is_empty());
     let with = format!("Bearer {PLACEHOLDER}");
     let out = b
-        .curl("/echo")
+        .curl("/v1/models")
         .header("Authorization", &with)
         .run()
         .unwrap();
-    assert_eq!(out.status, 200);
+    assert_eq!(out.status, 404, "the upstream answered: {}", out.stderr);
     assert_eq!(b.upstream.requests().len(), 1);
 }
 
@@ -632,8 +640,13 @@ fn route_token_from_a_file_reaches_only_its_upstream() {
         .cacert(b.ca())
         .header("x-api-key", PLACEHOLDER);
     let out = alt.run().unwrap();
-    assert_eq!(out.status, 200, "{}", out.stderr);
-    assert_eq!(out.json().unwrap()["headers"]["x-api-key"], FILE_TOKEN);
+    assert!(
+        !out.text().contains(FILE_TOKEN),
+        "the echoed token reached the agent"
+    );
+    let reqs = b.upstream.requests();
+    let injected = reqs.iter().find(|r| r.path_and_query == "/echo").unwrap();
+    assert_eq!(injected.header("x-api-key"), Some(FILE_TOKEN));
     // The file's token is a known secret like an env-sourced one: refused if the agent sends it.
     let leak = b
         .curl("/echo")
@@ -761,4 +774,43 @@ fn early_refusals_audit_no_secret_from_the_path() {
     for e in &audit {
         assert!(!e.to_string().contains("ghp_"), "{e}");
     }
+}
+
+/// An upstream that answers with the request it got (a debug endpoint, httpbin's /anything)
+/// would hand the agent the credential the proxy added. The response is cut as the token
+/// shows, over HTTP/1.1 and HTTP/2, and audited as a deny naming the secret by its id.
+#[test]
+fn a_response_echoing_the_injected_token_is_cut() {
+    let b = broker(false, false);
+    for (i, client) in ["h1", "h2"].into_iter().enumerate() {
+        let curl = b
+            .curl("/echo")
+            .header("Authorization", &format!("Bearer {PLACEHOLDER}"));
+        let curl = if client == "h2" {
+            curl.http2()
+        } else {
+            curl.http1()
+        };
+        let out = curl.run().unwrap();
+        assert_ne!(out.exit_code, 0, "{client}: the response must be cut");
+        assert!(!out.text().contains(INJECT_TOKEN), "{client}");
+        assert_eq!(count(&b.upstream.received_bytes(), INJECT_TOKEN), i + 1);
+        let line = b
+            .proxy
+            .wait_audit(Duration::from_secs(5), |e| {
+                e["decision"] == "deny"
+                    && e["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("BOTTLE_E2E_INJECT"))
+            })
+            .unwrap();
+        assert!(
+            line["reason"].as_str().unwrap().contains("response cut"),
+            "{line}"
+        );
+    }
+    // A route's response that does not carry the token streams as before.
+    let out = route(&b, "/anthropic/v1/messages").run().unwrap();
+    assert_eq!(out.status, 404);
+    assert_hygiene(&b);
 }

@@ -3,6 +3,7 @@
 //! produced and never the tokens the proxy adds on the way out.
 
 pub mod body;
+pub mod reflect;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct Inspector {
     cfg: DlpConfig,
     /// Judge only known-secret findings: the view used for `exempt_hosts`.
     known_only: bool,
+    /// The proxy's own tokens, looked for in responses (see `reflect`).
+    reflection: Option<Arc<reflect::Reflection>>,
     /// That view, when there are known secrets and exempt hosts.
     exempt: Option<Arc<Inspector>>,
 }
@@ -77,6 +80,7 @@ impl Inspector {
             engine = engine.without_rules(&ids)?;
         }
         let has_known = !known.is_empty();
+        let reflection = reflect::Reflection::new(&known).map(Arc::new);
         let engine = Arc::new(engine.with_known_secrets(known)?);
         // Exempt hosts are spared the rules (their false positives are what an exemption is
         // for) but not the proxy's own tokens: an exact match cannot be a false positive, and
@@ -87,6 +91,7 @@ impl Inspector {
                 cfg: cfg.dlp.clone(),
                 known_only: true,
                 exempt: None,
+                reflection: reflection.clone(),
             })
         });
         Ok(Inspector {
@@ -94,7 +99,14 @@ impl Inspector {
             cfg: cfg.dlp.clone(),
             known_only: false,
             exempt,
+            reflection,
         })
+    }
+
+    /// The check of responses for the proxy's own tokens (whatever the DLP mode: it protects
+    /// the credentials, not the agent's data); `None` when the proxy holds none.
+    pub fn reflection(&self) -> Option<&Arc<reflect::Reflection>> {
+        self.reflection.as_ref()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

@@ -25,6 +25,8 @@ pub struct Outcome {
     shared: SharedVerdict,
     up: Arc<AtomicU64>,
     down: AtomicU64,
+    /// The id of a credential the response carried back (`Unreflected` cut it).
+    reflected: Mutex<Option<String>>,
     proxy: Arc<Proxy>,
 }
 
@@ -35,6 +37,7 @@ impl Outcome {
             shared,
             up,
             down: AtomicU64::new(0),
+            reflected: Mutex::new(None),
             proxy,
         })
     }
@@ -48,6 +51,13 @@ impl Outcome {
 
     pub fn set_bytes_down(&self, n: u64) {
         self.down.store(n, Ordering::Relaxed);
+    }
+
+    /// The response carried the credential `id` back and was cut.
+    pub fn reflected(&self, id: &str) {
+        if let Ok(mut slot) = self.reflected.lock() {
+            *slot = Some(id.to_owned());
+        }
     }
 }
 
@@ -76,7 +86,15 @@ impl Drop for Outcome {
                 event.outcome(Decision::Deny, status, why);
             }
         }
-        if event.decision == Decision::Deny {
+        let reflected = self.reflected.get_mut().ok().and_then(Option::take);
+        if let Some(id) = reflected {
+            let status = event.status;
+            let why = format!(
+                "the upstream's response held the credential {id} the proxy added; response cut"
+            );
+            event.outcome(Decision::Deny, status, why);
+            metrics.decision("deny", "reflect");
+        } else if event.decision == Decision::Deny {
             metrics.decision("deny", "dlp");
         } else {
             metrics.decision("allow", "request");
