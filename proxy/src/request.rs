@@ -114,6 +114,13 @@ pub async fn handle_plain(
 ) -> Response<ProxyBody> {
     let path = path_and_query(req.uri());
     let host = req.uri().host().unwrap_or_default().to_owned();
+    // `http` does not validate the port's digits: `host:99999` parses with no port, which must
+    // not quietly become port 80.
+    let bad_port = req.uri().authority().is_some_and(|a| {
+        let s = a.as_str();
+        let after_host = s.rsplit_once(']').map_or(s, |(_, rest)| rest);
+        after_host.contains(':') && a.port_u16().is_none()
+    });
     let port = req.uri().port_u16().unwrap_or(80);
     let event = Event::begin(cx.conn, Kind::Request, Some(cx.peer)).target(
         req.method().as_str(),
@@ -121,6 +128,10 @@ pub async fn handle_plain(
         port,
         &path,
     );
+    if bad_port {
+        let why = "the request URI's port is not a number from 1 to 65535".to_owned();
+        return proxy.refuse(event, StatusCode::BAD_REQUEST, "protocol", why);
+    }
     if !method::is_listed(req.method().as_str()) {
         let why = method::refusal(req.method().as_str());
         return proxy.refuse(event, StatusCode::NOT_IMPLEMENTED, "protocol", why);
@@ -151,6 +162,8 @@ pub async fn handle_plain(
         Ok(t) => t,
         Err(d) => return proxy.deny(event, &d),
     };
+    let mut event = event;
+    event.host = target.host_string();
     if let Err(d) = proxy.resolver.resolve_checked(&target).await {
         return proxy.deny(event, &d);
     }

@@ -64,6 +64,9 @@ impl Proxy {
     /// allow the request.
     pub fn deny(&self, mut event: Event, denial: &Denial) -> Response<ProxyBody> {
         self.redact_unscanned_path(&mut event);
+        // The audit names the host as policy read it (`2130706433` is 127.0.0.1, `UPSTREAM.TEST.`
+        // is upstream.test), so a search for the normal form finds every attempt.
+        denial.host.clone_into(&mut event.host);
         let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
         let body = denial.body_for(&event.method);
         event.outcome(Decision::Deny, status.as_u16(), denial.reason_line());

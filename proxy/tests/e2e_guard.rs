@@ -79,8 +79,44 @@ fn private_and_obfuscated_ip_literals_are_denied() {
             body.contains(&format!("warning: {means} is a private address")),
             "{target}: {body}"
         );
+        // The audit names the address as policy read it, whatever the notation.
+        let line = b
+            .proxy
+            .wait_audit(T, |e| {
+                e["kind"] == "connect"
+                    && (e["host"] == means || e["host"] == format!("[{means}]").as_str())
+            })
+            .unwrap_or_else(|| panic!("{target}: no audit line for {means}"));
+        assert_eq!(line["decision"], "deny");
     }
     assert!(b.upstream.requests().is_empty());
+}
+
+/// An allowed CONNECT written in another case with a trailing dot is audited under the name
+/// policy matched; an absolute-form URI whose port is not a port is refused, not sent to 80.
+#[test]
+fn hosts_are_audited_normalised_and_bad_ports_refused() {
+    let b = Bench::start();
+    let port = b.upstream.port();
+    let (resp, _) = raw_connect(
+        b.proxy.listen_addr(),
+        &format!("{}.:{port}", HOST.to_ascii_uppercase()),
+        T,
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200);
+    let line = b
+        .proxy
+        .wait_audit(T, |e| e["kind"] == "connect" && e["decision"] == "allow")
+        .unwrap();
+    assert_eq!(line["host"], HOST, "{line}");
+    for bad in ["99999", "8080x", "65536"] {
+        let req = format!("GET http://{HOST}:{bad}/ HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let out = http_raw(b.proxy.listen_addr(), req.as_bytes(), T).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 400"), "{bad}: {text}");
+        assert!(text.contains("port"), "{bad}: {text}");
+    }
 }
 
 #[test]
@@ -282,9 +318,16 @@ fn oversized_request_heads_get_431() {
     let req = format!("CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\nX-Big: {big}\r\n\r\n");
     let raw = http_raw(b.proxy.listen_addr(), req.as_bytes(), T).unwrap();
     assert_eq!(RawResponse::parse(&raw).unwrap().status, 431);
-    // inside the bumped tunnel
+    // inside the bumped tunnel: a 431, or, when curl is still writing the 100 KiB head as the
+    // proxy closes after its answer (a close with unread data resets the connection, seen under
+    // load), a send failure; either way nothing is forwarded (checked at the end)
     let out = b.curl("/echo").http1().header("X-Big", &big).run().unwrap();
-    assert_eq!(out.status, 431, "{}", out.stderr);
+    assert!(
+        out.status == 431 || (out.status == 0 && out.exit_code == 55),
+        "{} {}",
+        out.status,
+        out.stderr
+    );
     // too many header fields
     let mut c = b.curl("/echo").http1();
     for i in 0..200 {

@@ -41,6 +41,7 @@ pub async fn handle(
         Ok(t) => t,
         Err(denial) => return proxy.deny(event, &denial),
     };
+    event.host = target.host_string();
     let addrs = match proxy.resolver.resolve_checked(&target).await {
         Ok(a) => a,
         Err(denial) => return proxy.deny(event, &denial),

@@ -74,6 +74,17 @@ const V4_CLASSES: &[Class<Ipv4Net>] = &[
     ),
     v4(192, 168, 0, 0, 16, PRIVATE, false),
     v4(198, 18, 0, 0, 15, "benchmarking (198.18.0.0/15)", false),
+    // Looks public, but on Azure it is the host's WireServer (instance metadata, extension
+    // config): the cloud-metadata target that the link-local range does not cover.
+    v4(
+        168,
+        63,
+        129,
+        16,
+        32,
+        "Azure WireServer (168.63.129.16)",
+        false,
+    ),
     v4(224, 0, 0, 0, 4, "multicast", true),
     v4(255, 255, 255, 255, 32, "broadcast", true),
     v4(240, 0, 0, 0, 4, "reserved (240.0.0.0/4)", false),
@@ -224,6 +235,7 @@ mod tests {
             ("127.0.0.1", LOOPBACK),
             ("127.255.0.9", LOOPBACK),
             ("169.254.169.254", LINK_LOCAL_V4),
+            ("168.63.129.16", "Azure WireServer (168.63.129.16)"),
             ("172.16.0.1", PRIVATE),
             ("172.31.255.255", PRIVATE),
             ("192.0.0.170", "IETF protocol assignments (192.0.0.0/24)"),
