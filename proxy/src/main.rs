@@ -156,46 +156,71 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn run(path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+    // Everything that reads the environment runs before the runtime starts its worker threads:
+    // `remove_var` must not race another thread's `getenv` (the resolver's, say).
+    let setup = Setup::load(path, listen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(path, listen))
+    runtime.block_on(serve(setup))
 }
 
-async fn serve(
-    path: Option<&Path>,
-    listen: Option<std::net::SocketAddr>,
-) -> anyhow::Result<ExitCode> {
-    // With no config: an ephemeral CA in a temp dir (removed at exit) and the embedded policy;
-    // how to use them is printed once the listener is bound.
-    let mut ephemeral: Option<(tempfile::TempDir, PathBuf)> = None;
-    let (mut config, ca) = match path {
-        Some(p) => {
-            let config = Config::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            let ca_cfg = config
-                .ca
-                .as_ref()
-                .context("config has no [ca] section (cert, key); create one with `egress-proxy ca init --dir DIR`")?;
-            let ca = certs::CertificateAuthority::load(&ca_cfg.cert, &ca_cfg.key)?;
-            (config, ca)
+/// What `run` needs before it starts serving.
+struct Setup {
+    config: Config,
+    ca: certs::CertificateAuthority,
+    secrets: egress_proxy::config::Secrets,
+    /// With no config: an ephemeral CA in a temp dir (removed at exit), and its cert's path.
+    ephemeral: Option<(tempfile::TempDir, PathBuf)>,
+}
+
+impl Setup {
+    fn load(path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Setup> {
+        let mut ephemeral = None;
+        let (mut config, ca) = match path {
+            Some(p) => {
+                let config =
+                    Config::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                let ca_cfg = config
+                    .ca
+                    .as_ref()
+                    .context("config has no [ca] section (cert, key); create one with `egress-proxy ca init --dir DIR`")?;
+                let ca = certs::CertificateAuthority::load(&ca_cfg.cert, &ca_cfg.key)?;
+                (config, ca)
+            }
+            None => {
+                let dir = tempfile::Builder::new().prefix("egress-proxy-").tempdir()?;
+                let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY)?;
+                let files = ca.write_pem(dir.path())?;
+                ephemeral = Some((dir, files.cert));
+                (Config::embedded_default()?, ca)
+            }
+        };
+        if let Some(addr) = listen {
+            config.listen = addr;
         }
-        None => {
-            let dir = tempfile::Builder::new().prefix("egress-proxy-").tempdir()?;
-            let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY)?;
-            let files = ca.write_pem(dir.path())?;
-            ephemeral = Some((dir, files.cert));
-            (Config::embedded_default()?, ca)
+        let secrets = config.resolve_secrets(|name| std::env::var(name).ok())?;
+        // The tokens now live only in `secrets` (wrapped, zeroized on drop); keep them out of
+        // the environment any child or crash handler could see.
+        for name in secrets.env_names() {
+            std::env::remove_var(name);
         }
-    };
-    if let Some(addr) = listen {
-        config.listen = addr;
+        Ok(Setup {
+            config,
+            ca,
+            secrets,
+            ephemeral,
+        })
     }
-    let secrets = config.resolve_secrets(|name| std::env::var(name).ok())?;
-    // The tokens now live only in `secrets` (wrapped, zeroized on drop); keep them out of the
-    // environment any child or crash handler could see.
-    for name in secrets.env_names() {
-        std::env::remove_var(name);
-    }
+}
+
+async fn serve(setup: Setup) -> anyhow::Result<ExitCode> {
+    let Setup {
+        config,
+        ca,
+        secrets,
+        ephemeral,
+    } = setup;
     let running = egress_proxy::server::start(&config, ca, &secrets).await?;
     if let Some((_, cert)) = &ephemeral {
         print_embedded_banner(&config, running.listen, cert);

@@ -119,7 +119,11 @@ pub async fn serve_connection(stream: TcpStream, cx: ClientCx, proxy: Arc<Proxy>
         let lease = svc_lease.clone();
         async move { Ok::<_, Infallible>(handle(req, cx, proxy, lease).await) }
     });
-    let conn = crate::accept::http1::builder().serve_connection(io, svc);
+    // With upgrades: a WebSocket API behind a route (OpenAI's realtime API) is relayed, its
+    // messages scanned, like one inside a bumped tunnel.
+    let conn = crate::accept::http1::builder()
+        .serve_connection(io, svc)
+        .with_upgrades();
     tokio::pin!(conn);
     if let Err(e) = crate::accept::serve_until_shutdown!(lease, conn) {
         tracing::debug!(conn = cx.conn, error = %e, "route connection ended");

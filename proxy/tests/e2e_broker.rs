@@ -814,3 +814,49 @@ fn a_response_echoing_the_injected_token_is_cut() {
     assert_eq!(out.status, 404);
     assert_hygiene(&b);
 }
+
+/// A WebSocket API behind a route: upgraded and relayed with the route's token on the
+/// handshake, its client messages scanned (a secret closes with 1008 and never arrives).
+#[test]
+fn a_websocket_through_a_route_is_relayed_and_scanned() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let b = broker(false, false);
+    let url = format!("{}/alt/ws", b.proxy.routes_url().unwrap()).replacen("http", "ws", 1);
+    let secret = format!("ghp_{}", "R8dJq2Lw9ZkT4mXc7VbN1sYh3UeGf6Pa0QoI");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut ws, resp) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 101);
+        ws.send(Message::Text("hello".into())).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        assert_eq!(
+            echoed.unwrap().unwrap().unwrap(),
+            Message::Text("hello".into())
+        );
+        ws.send(Message::Text(format!("k={secret}"))).await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                    break;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a 1008 close, got {other:?}"),
+            }
+        }
+    });
+    let ws = b.upstream.requests_to("/ws");
+    assert_eq!(ws.len(), 1);
+    assert_eq!(
+        ws[0].header_all("authorization"),
+        [format!("Bearer {TOKEN}")]
+    );
+    assert!(b.upstream.received_bytes_contains(b"hello"));
+    assert!(!b.upstream.received_bytes_contains(secret.as_bytes()));
+}
