@@ -244,3 +244,76 @@ fn sigterm_drains_and_exits_cleanly() {
     let (status, graceful) = b.proxy.stop().unwrap();
     assert!(graceful && status.success(), "{status:?}");
 }
+
+/// A hand-made TLS 1.3 ClientHello record naming `sni`, plus `extra` extensions.
+fn client_hello(sni: &str, extra: &[u8]) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let mut exts = vec![0, 0];
+    exts.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
+    exts.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+    exts.push(0);
+    exts.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    exts.extend_from_slice(name);
+    exts.extend_from_slice(extra);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut msg = vec![1, 0];
+    msg.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&msg);
+    rec
+}
+
+/// A passthrough tunnel is decided by the outer SNI; with an encrypted ClientHello the server a
+/// CDN picks is named inside it, so such a hello is refused (and nothing is dialled).
+#[test]
+fn passthrough_refuses_an_encrypted_client_hello() {
+    use std::io::{Read, Write};
+    let b = Bench::with(Setup {
+        passthrough: true,
+        ..Setup::default()
+    });
+    let target = format!("{HOST}:{}", b.upstream.port());
+    let ech = [0xfe, 0x0d, 0, 4, 0, 1, 2, 3];
+    let (resp, mut tunnel) =
+        testkit::raw_connect(b.proxy.listen_addr(), &target, Duration::from_secs(10)).unwrap();
+    assert_eq!(resp.status, 200);
+    tunnel.write_all(&client_hello(HOST, &ech)).unwrap();
+    tunnel
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tunnel.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "the tunnel answered: {rest:?}");
+    let event = b
+        .proxy
+        .wait_audit(Duration::from_secs(5), |e| e["kind"] == "tunnel")
+        .unwrap();
+    assert_eq!(event["decision"], "deny", "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap()
+            .contains("encrypted ClientHello"),
+        "{event}"
+    );
+    // The same hello without ECH is spliced: the upstream's TLS stack answers it (an alert or
+    // a ServerHello record).
+    let (_, mut tunnel) =
+        testkit::raw_connect(b.proxy.listen_addr(), &target, Duration::from_secs(10)).unwrap();
+    tunnel.write_all(&client_hello(HOST, &[])).unwrap();
+    tunnel
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    tunnel.read_exact(&mut first).unwrap();
+    assert!(
+        first[0] == 21 || first[0] == 22,
+        "not a TLS record: {first:?}"
+    );
+}

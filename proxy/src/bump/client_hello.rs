@@ -31,6 +31,9 @@ const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const HANDSHAKE_HEADER_LEN: usize = 4;
 const EXT_SERVER_NAME: u16 = 0;
 const EXT_ALPN: u16 = 16;
+/// `encrypted_client_hello` (RFC 9849 / draft-ietf-tls-esni): the real server name travels
+/// encrypted inside it, so the outer SNI we check may be only the CDN's public name.
+const EXT_ECH: u16 = 0xfe0d;
 const SNI_HOST_NAME: u8 = 0;
 
 /// What the proxy needs from a ClientHello.
@@ -40,6 +43,8 @@ pub struct ClientHelloInfo {
     pub sni: Option<String>,
     /// ALPN protocol names in the client's order; empty if the extension is absent.
     pub alpn: Vec<Vec<u8>>,
+    /// The hello carries an encrypted ClientHello (or a GREASE one: the two look alike).
+    pub ech: bool,
     /// Bytes of `buf` taken by the record(s) holding the ClientHello; anything after
     /// belongs to the next record.
     pub record_len: usize,
@@ -118,7 +123,7 @@ pub fn parse_client_hello(buf: &[u8]) -> Result<ClientHelloInfo, ParseError> {
                 "data after the ClientHello in its record",
             ));
         }
-        let (sni, alpn) = if let [single] = fragments.as_slice() {
+        let (sni, alpn, ech) = if let [single] = fragments.as_slice() {
             parse_hello_body(single.get(HANDSHAKE_HEADER_LEN..).unwrap_or_default())?
         } else {
             let whole = fragments.concat();
@@ -127,6 +132,7 @@ pub fn parse_client_hello(buf: &[u8]) -> Result<ClientHelloInfo, ParseError> {
         return Ok(ClientHelloInfo {
             sni,
             alpn,
+            ech,
             record_len: pos,
         });
     }
@@ -185,7 +191,8 @@ fn u24(b: &[u8]) -> usize {
         .fold(0, |acc, &x| (acc << 8) | usize::from(x))
 }
 
-type HelloFields = (Option<String>, Vec<Vec<u8>>);
+/// SNI, ALPN, and whether an ECH extension is present.
+type HelloFields = (Option<String>, Vec<Vec<u8>>, bool);
 
 fn parse_hello_body(body: &[u8]) -> Result<HelloFields, ParseError> {
     let mut r = Reader(body);
@@ -205,7 +212,7 @@ fn parse_hello_body(body: &[u8]) -> Result<HelloFields, ParseError> {
         return Err(ParseError::Malformed("no compression methods"));
     }
     if r.is_empty() {
-        return Ok((None, Vec::new())); // TLS 1.2 without extensions
+        return Ok((None, Vec::new(), false)); // TLS 1.2 without extensions
     }
     let mut exts = Reader(r.vec_u16("extensions")?);
     if !r.is_empty() {
@@ -230,7 +237,8 @@ fn parse_hello_body(body: &[u8]) -> Result<HelloFields, ParseError> {
     if types.windows(2).any(|w| w[0] == w[1]) {
         return Err(ParseError::Malformed("duplicate extension"));
     }
-    Ok((sni, alpn))
+    let ech = types.binary_search(&EXT_ECH).is_ok();
+    Ok((sni, alpn, ech))
 }
 
 fn parse_sni(data: &[u8]) -> Result<Option<String>, ParseError> {

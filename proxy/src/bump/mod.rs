@@ -39,6 +39,8 @@ pub enum TunnelError {
     SniMismatch { sni: String, host: String },
     #[error("ClientHello has no SNI; the tunnel was opened for {0}")]
     NoSni(String),
+    #[error("ClientHello carries an encrypted ClientHello (ECH): its real server name cannot be checked in a passthrough tunnel")]
+    EncryptedHello,
     #[error("read: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -73,6 +75,12 @@ pub async fn tunnel<IO>(
             return refuse(&proxy, cx, &target, &TunnelError::NoSni(host));
         }
         _ => {}
+    }
+    // A passthrough tunnel is decided by the outer SNI alone; with ECH the server the CDN picks
+    // is named inside the encrypted inner hello. Bumped tunnels are safe (rustls does not
+    // accept ECH, and every request's Host is checked), so only passthrough refuses it.
+    if hello.ech && target.mode == Mode::Passthrough {
+        return refuse(&proxy, cx, &target, &TunnelError::EncryptedHello);
     }
     let io = Prefixed::new(buf.freeze(), io);
     match target.mode {

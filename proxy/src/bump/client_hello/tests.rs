@@ -348,3 +348,17 @@ proptest! {
         assert_prefix_stable(&hello, cut % (hello.len() + 1));
     }
 }
+
+#[test]
+fn an_encrypted_client_hello_extension_is_reported() {
+    let plain = hello_with_extensions(&sni_ext(&[(0, b"cdn.test")]));
+    assert!(!parse_client_hello(&plain).unwrap().ech);
+    let ech = [
+        sni_ext(&[(0, b"cdn.test")]),
+        vec![0xfe, 0x0d, 0, 4, 0, 1, 2, 3],
+    ]
+    .concat();
+    let info = parse_client_hello(&hello_with_extensions(&ech)).unwrap();
+    assert!(info.ech);
+    assert_eq!(info.sni.as_deref(), Some("cdn.test"));
+}
