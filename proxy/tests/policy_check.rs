@@ -153,6 +153,13 @@ fn never_dialable_addresses_are_refused_even_when_listed() {
         let d = p.check(h, 80).unwrap_err();
         assert!(matches!(d.reason, DenyReason::NeverDialable { .. }), "{h}");
     }
+    // Unlisted, they are refused the same way, with no allow entry suggested (none would work).
+    let p = policy("[egress]\nallow = []");
+    for h in ["0.0.0.0", "0", "224.0.0.1", "255.255.255.255"] {
+        let d = p.check(h, 443).unwrap_err();
+        assert!(matches!(d.reason, DenyReason::NeverDialable { .. }), "{h}");
+        assert!(d.hint.is_empty(), "{h}: {}", d.hint);
+    }
 }
 
 #[test]

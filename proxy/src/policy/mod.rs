@@ -166,6 +166,13 @@ impl Policy {
         if port == 0 {
             return Err(Denial::new(host, port, DenyReason::InvalidPort));
         }
+        // Addresses no entry can open (`0.0.0.0`, multicast, broadcast) are refused as such
+        // first, so the denial does not suggest an allow entry that could never work.
+        if let Host::Ip(ip) = host {
+            if let Some(b) = ssrf::classify(*ip).filter(|b| b.never) {
+                return Err(Denial::new(host, port, DenyReason::blocked(*ip, b)));
+            }
+        }
         // Most specific entry wins; on a tie, interception (inspection) wins: fail closed.
         let best = self
             .rules
@@ -180,11 +187,6 @@ impl Policy {
                 .map(Rule::label);
             return Err(Denial::new(host, port, DenyReason::NotAllowed { near }));
         };
-        if let Host::Ip(ip) = host {
-            if let Some(b) = ssrf::classify(*ip).filter(|b| b.never) {
-                return Err(Denial::new(host, port, DenyReason::blocked(*ip, b)));
-            }
-        }
         Ok(Target {
             host: host.clone(),
             port,
