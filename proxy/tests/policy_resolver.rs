@@ -158,6 +158,30 @@ async fn exemptions() {
         resolve(&p, &r, "10.9.8.7", 5432).await.unwrap(),
         ["10.9.8.7:5432".parse().unwrap()]
     );
+    // An IPv6 entry over a translation prefix allows the prefix, not the private IPv4 its
+    // addresses embed: those still need `allow_private`.
+    let cfg = Config::from_toml_str(
+        "[egress]\nallow = [\"[64:ff9b::]/96:443\"]\nallow_private = [\"10.20.0.5/32\"]\n",
+        Path::new("/"),
+    )
+    .unwrap();
+    let (p, r) = (Policy::from_config(&cfg), static_resolver(&cfg));
+    let d = resolve(&p, &r, "[64:ff9b::a9fe:a9fe]", 443)
+        .await
+        .unwrap_err();
+    assert!(
+        d.body().contains("NAT64 form of 169.254.169.254"),
+        "{}",
+        d.body()
+    );
+    assert!(
+        resolve(&p, &r, "[64:ff9b::a14:5]", 443).await.is_ok(),
+        "allow_private covers it"
+    );
+    assert!(
+        resolve(&p, &r, "[64:ff9b::5db8:d822]", 443).await.is_ok(),
+        "a public IPv4"
+    );
 }
 
 #[tokio::test]

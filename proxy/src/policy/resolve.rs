@@ -154,7 +154,10 @@ impl Resolver {
         let Some(b) = ssrf::classify(ip) else {
             return Ok(());
         };
-        let exempt = target.private_exempt()
+        // An explicit IP/CIDR allow entry exempts the addresses it names, not the private IPv4
+        // an IPv6 form embeds: `[64:ff9b::]/96` (a NAT64 network) must not open the metadata
+        // service at 64:ff9b::a9fe:a9fe. Those need `allow_private` for the IPv4 address.
+        let exempt = (target.private_exempt() && b.embedded.is_none())
             || self.allow_private.iter().any(|n| n.contains(&ip))
             || b.embedded.is_some_and(|(_, v4)| {
                 self.allow_private
