@@ -248,6 +248,9 @@ pub async fn exchange(
             return proxy.refuse(event, StatusCode::FORBIDDEN, "inject", why);
         }
     }
+    if reflection.is_some() {
+        reflected::ask_identity(&mut parts.headers);
+    }
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
@@ -320,12 +323,10 @@ pub async fn exchange(
         }
     };
 
-    if let Some(id) = reflection
+    if let Some(why) = reflection
         .as_ref()
-        .and_then(|r| reflected::in_headers(r, resp.headers()))
+        .and_then(|r| reflected::refuse_head(r, &resp))
     {
-        let why =
-            format!("the upstream's response headers held the credential {id} the proxy added");
         event.bytes_up = up.load(Ordering::Relaxed);
         event.outcome(
             Decision::Deny,

@@ -809,6 +809,21 @@ fn a_response_echoing_the_injected_token_is_cut() {
             "{line}"
         );
     }
+    // Asked for identity, as every credentialed request is; an upstream that compresses anyway
+    // (the token would hide in the gzip bytes) is refused with a 502.
+    let reqs = b.upstream.requests();
+    assert!(reqs
+        .iter()
+        .all(|r| r.header("accept-encoding") == Some("identity")));
+    let out = b
+        .curl("/gzip-echo")
+        .header("Authorization", &format!("Bearer {PLACEHOLDER}"))
+        .arg("--compressed")
+        .run()
+        .unwrap();
+    assert_eq!(out.status, 502, "{}", out.text());
+    assert!(out.text().contains("compressed"), "{}", out.text());
+    assert!(!out.text().contains(INJECT_TOKEN));
     // A route's response that does not carry the token streams as before.
     let out = route(&b, "/anthropic/v1/messages").run().unwrap();
     assert_eq!(out.status, 404);

@@ -24,6 +24,39 @@ pub fn in_headers<'r>(reflection: &'r Reflection, headers: &http::HeaderMap) -> 
     headers.values().find_map(|v| reflection.find(v.as_bytes()))
 }
 
+/// A credentialed request asks for an uncompressed response: a token echoed inside a gzip body
+/// would not show in its bytes.
+pub fn ask_identity(headers: &mut http::HeaderMap) {
+    headers.insert(
+        http::header::ACCEPT_ENCODING,
+        http::HeaderValue::from_static("identity"),
+    );
+}
+
+/// Why the response head must not reach the agent: it holds a token, or its body is compressed
+/// (some endpoints compress whatever they are asked, httpbin's `/gzip`) and so cannot be checked.
+pub fn refuse_head<B>(reflection: &Reflection, resp: &http::Response<B>) -> Option<String>
+where
+    B: Body,
+{
+    if let Some(id) = in_headers(reflection, resp.headers()) {
+        return Some(format!(
+            "the upstream's response headers held the credential {id} the proxy added"
+        ));
+    }
+    let coded = resp
+        .headers()
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity") && !v.is_empty());
+    (coded && !resp.body().is_end_stream()).then(|| {
+        "the upstream compressed its response although asked for identity; a response to a \
+         request carrying the bottle's credential is checked for that credential, and a \
+         compressed one cannot be"
+            .to_owned()
+    })
+}
+
 pin_project_lite::pin_project! {
     /// `held`: bytes that could begin a token, waiting for the next piece; `trailers`: ones
     /// that arrived while bytes were held, sent after them.

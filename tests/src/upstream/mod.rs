@@ -359,6 +359,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx, peer: SocketAddr) -> Resp
     let log = &ctx.log;
     match path.as_str() {
         "/echo" => routes::echo(parts, body, log).await,
+        "/gzip-echo" => routes::gzip_echo(parts, body, log).await,
         "/sse" => routes::sse(parts, body, log).await,
         "/upload" => routes::upload(parts, body, log).await,
         "/download" => routes::download(parts, body, log).await,

@@ -103,6 +103,27 @@ pub async fn echo(parts: Parts, body: Incoming, log: &Log) -> Response<RespBody>
     json(StatusCode::OK, &value)
 }
 
+/// `/echo`, gzip-compressed whatever the request accepts (like httpbin's `/gzip`).
+pub async fn gzip_echo(parts: Parts, body: Incoming, log: &Log) -> Response<RespBody> {
+    use std::io::Write;
+    let plain = echo(parts, body, log).await;
+    let bytes = http_body_util::BodyExt::collect(plain.into_body())
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let packed = gz
+        .write_all(&bytes)
+        .and_then(|()| gz.finish())
+        .unwrap_or_default();
+    let mut resp = full(StatusCode::OK, "application/json", packed);
+    resp.headers_mut().insert(
+        http::header::CONTENT_ENCODING,
+        http::HeaderValue::from_static("gzip"),
+    );
+    resp
+}
+
 pub async fn status(parts: Parts, body: Incoming, log: &Log, code: &str) -> Response<RespBody> {
     let mut rec = recorded_from_parts(&parts);
     drain_body(body, log, &mut rec, true).await;
