@@ -243,6 +243,7 @@ pub async fn exchange(
         .is_some()
         .then(|| proxy.inspector.reflection().cloned())
         .flatten();
+    let credentialed = prepare.is_some();
     if let Some(prepare) = prepare {
         if let Err(why) = prepare(&mut parts) {
             return proxy.refuse(event, StatusCode::FORBIDDEN, "inject", why);
@@ -292,7 +293,11 @@ pub async fn exchange(
         body::boxed(Counted::new(idle, Arc::clone(&up)))
     };
     let upstream_req = Request::from_parts(parts, upstream_body);
-    let sent = proxy.upstream.send(upstream_req, http1_upstream).await;
+    let route = crate::forward::Route {
+        http1_only: http1_upstream,
+        credentialed,
+    };
+    let sent = proxy.upstream.send(upstream_req, route).await;
     if let Some(refusal) = body_refusal(&shared, target, &event.method) {
         event.bytes_up = up.load(Ordering::Relaxed);
         return match refusal {

@@ -875,3 +875,43 @@ fn a_websocket_through_a_route_is_relayed_and_scanned() {
     assert!(b.upstream.received_bytes_contains(b"hello"));
     assert!(!b.upstream.received_bytes_contains(secret.as_bytes()));
 }
+
+/// Requests carrying a credential the proxy added never share an upstream connection with the
+/// agent's own requests (a framing flaw upstream could make one swallow the other), while each
+/// kind still reuses its own pooled connection.
+#[test]
+fn credentialed_requests_have_their_own_upstream_connections() {
+    let b = broker(false, false);
+    // The agent's own requests through a bumped tunnel (no placeholder on this host: alt).
+    let alt = b.upstream.url("alt.upstream.test", "/v1/plain");
+    for _ in 0..2 {
+        // HTTP/1.1 like the route's client, so both would use the same (HTTP/1.1) pool.
+        let out = Curl::new(alt.clone())
+            .proxy(b.proxy.proxy_url())
+            .cacert(b.ca())
+            .http1()
+            .run()
+            .unwrap();
+        assert_eq!(out.status, 404);
+    }
+    // The route to the same upstream host, with its token.
+    for _ in 0..2 {
+        assert_eq!(route(&b, "/alt/v1/routed").run().unwrap().status, 404);
+    }
+    let reqs = b.upstream.requests();
+    let peers = |path: &str| -> Vec<std::net::SocketAddr> {
+        reqs.iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.peer.expect("peer recorded"))
+            .collect()
+    };
+    let (plain, routed) = (peers("/v1/plain"), peers("/v1/routed"));
+    assert_eq!((plain.len(), routed.len()), (2, 2));
+    assert_eq!(routed[0], routed[1], "the credentialed pool is reused");
+    for p in &plain {
+        assert!(
+            !routed.contains(p),
+            "a credentialed request rode the agent's connection {p}"
+        );
+    }
+}

@@ -94,11 +94,25 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
 type HttpClient = Client<HttpsConnector<GuardedConnector>, ProxyBody>;
 
 /// Pooled clients: one negotiating h2/http1.1 by ALPN, one HTTP/1.1-only for WebSocket upgrades
-/// (an Upgrade cannot ride an h2 connection).
+/// (an Upgrade cannot ride an h2 connection). Requests carrying a credential the proxy added
+/// get pools of their own: on a shared connection, a request the agent crafted against an
+/// upstream with a framing flaw (one that ignores a Content-Length) could swallow the next
+/// request, credential included, and store it where the agent can read it.
 #[derive(Clone)]
 pub struct Upstream {
     client: HttpClient,
     h1_client: HttpClient,
+    credentialed: HttpClient,
+    credentialed_h1: HttpClient,
+}
+
+/// Which pool a request goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP/1.1 only (WebSocket upgrades; HTTP/1 clients, see `request::exchange`).
+    pub http1_only: bool,
+    /// The request carries a credential the proxy added.
+    pub credentialed: bool,
 }
 
 impl Upstream {
@@ -121,8 +135,10 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(connector);
         Ok(Upstream {
-            client: build_client(https),
-            h1_client: build_client(https_h1),
+            client: build_client(https.clone()),
+            h1_client: build_client(https_h1.clone()),
+            credentialed: build_client(https),
+            credentialed_h1: build_client(https_h1),
         })
     }
 
@@ -130,12 +146,13 @@ impl Upstream {
     pub async fn send(
         &self,
         req: http::Request<ProxyBody>,
-        http1_only: bool,
+        route: Route,
     ) -> Result<http::Response<Incoming>, ForwardError> {
-        let client = if http1_only {
-            &self.h1_client
-        } else {
-            &self.client
+        let client = match (route.credentialed, route.http1_only) {
+            (false, false) => &self.client,
+            (false, true) => &self.h1_client,
+            (true, false) => &self.credentialed,
+            (true, true) => &self.credentialed_h1,
         };
         match tokio::time::timeout(
             crate::limits::UPSTREAM_RESPONSE_TIMEOUT,

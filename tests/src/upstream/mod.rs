@@ -352,6 +352,7 @@ where
 }
 
 async fn handle(mut req: Request<Incoming>, ctx: &Ctx, peer: SocketAddr) -> Response<RespBody> {
+    req.extensions_mut().insert(record::Peer(peer));
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, body) = req.into_parts();
     ctx.log.begin(&parts);

@@ -37,7 +37,14 @@ pub struct Recorded {
     pub body_len: u64,
     /// False when the body ended with an error (client/proxy aborted mid-body).
     pub body_complete: bool,
+    /// The connection's remote address (the proxy's side of it): which pooled connection
+    /// carried the request.
+    pub peer: Option<std::net::SocketAddr>,
 }
+
+/// Set by the upstream on each request before its route runs (see `recorded_from_parts`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 impl Recorded {
     /// First value of header `name` (case-insensitive).
@@ -210,5 +217,6 @@ pub fn recorded_from_parts(parts: &Parts) -> Recorded {
         body: Vec::new(),
         body_len: 0,
         body_complete: true,
+        peer: parts.extensions.get::<Peer>().map(|p| p.0),
     }
 }
