@@ -28,6 +28,11 @@ impl KnownSecret {
     pub fn encodings(&self) -> Vec<Vec<u8>> {
         encodings(self)
     }
+
+    /// Length of the value in bytes (the value itself stays wrapped).
+    pub fn value_len(&self) -> usize {
+        self.value.expose_secret().len()
+    }
 }
 
 impl std::fmt::Debug for KnownSecret {

@@ -198,11 +198,8 @@ pub struct BodyScanner {
     /// to nothing (gzip FNAME/FCOMMENT/FEXTRA, zstd skippable frames, brotli metadata) reach the
     /// receiver verbatim without ever appearing in the decoded stream.
     raw_win: Option<Window>,
-    /// Where zstd blocks end, when zstd is the outermost coding (see `decode::zstd_frames`).
+    /// Where zstd blocks end, for a zstd body (see `decode::zstd_frames`).
     zstd: Option<ZstdFrames>,
-    /// zstd inside another coding: its block ends are not visible in the raw bytes, so nothing
-    /// is released before `finish`.
-    hold_all: bool,
     raw_in: u64,
     decoded_in: u64,
     /// `(raw bytes fed, decoded bytes produced by then)`, for compressed bodies.
@@ -224,9 +221,10 @@ impl BodyScanner {
         let label = decomp.as_ref().map(Decompressor::label).unwrap_or_default();
         let win = Window::new(&engine, form);
         let raw_win = decomp.as_ref().map(|_| Window::new(&engine, false));
-        let zstd_at = decomp.as_ref().and_then(Decompressor::zstd_outermost);
-        let zstd = (zstd_at == Some(true)).then(ZstdFrames::default);
-        let hold_all = zstd_at == Some(false);
+        let zstd = decomp
+            .as_ref()
+            .is_some_and(Decompressor::is_zstd)
+            .then(ZstdFrames::default);
         Ok(BodyScanner {
             engine,
             location: ctx.location,
@@ -235,7 +233,6 @@ impl BodyScanner {
             win,
             raw_win,
             zstd,
-            hold_all,
             raw_in: 0,
             decoded_in: 0,
             checkpoints: VecDeque::new(),
@@ -279,9 +276,7 @@ impl BodyScanner {
                     }
                     None => self.raw_in,
                 };
-                if !self.hold_all {
-                    self.checkpoints.push_back((cleared_raw, self.decoded_in));
-                }
+                self.checkpoints.push_back((cleared_raw, self.decoded_in));
                 if self.checkpoints.len() > MAX_CHECKPOINTS {
                     // Dropping the oldest point only makes release wait for a later one.
                     self.checkpoints.pop_front();

@@ -110,6 +110,9 @@ impl Event {
 /// The audited path of a request whose URL holds a DLP finding.
 pub const REDACTED_PATH: &str = "[redacted: DLP finding in the URL]";
 
+/// The audited host of a refused request whose host name holds a DLP finding.
+pub const REDACTED_HOST: &str = "[redacted: DLP finding in the host]";
+
 /// Keeps query keys (useful to read) and drops their values (where tokens hide).
 pub fn redact_query(path_and_query: &str) -> String {
     match path_and_query.split_once('?') {

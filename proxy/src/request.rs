@@ -105,6 +105,21 @@ fn upstream_uri(authority: Option<Authority>, req: &Uri) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
+/// Whether an authority names a port that is not one (`host:99999`, `host:8080x`): `http`
+/// parses those with no port at all. Userinfo is skipped; an empty port (`host:`) means the
+/// default, as RFC 3986 has it.
+fn port_is_malformed(a: &Authority) -> bool {
+    let s = a.as_str();
+    let host_port = s.rsplit_once('@').map_or(s, |(_, hp)| hp);
+    let after_host = host_port
+        .rsplit_once(']')
+        .map_or(host_port, |(_, rest)| rest);
+    after_host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty())
+        && a.port_u16().is_none()
+}
+
 /// An absolute-form plain-HTTP request (`GET http://host/path`).
 pub async fn handle_plain(
     req: Request<Incoming>,
@@ -116,11 +131,7 @@ pub async fn handle_plain(
     let host = req.uri().host().unwrap_or_default().to_owned();
     // `http` does not validate the port's digits: `host:99999` parses with no port, which must
     // not quietly become port 80.
-    let bad_port = req.uri().authority().is_some_and(|a| {
-        let s = a.as_str();
-        let after_host = s.rsplit_once(']').map_or(s, |(_, rest)| rest);
-        after_host.contains(':') && a.port_u16().is_none()
-    });
+    let bad_port = req.uri().authority().is_some_and(port_is_malformed);
     let port = req.uri().port_u16().unwrap_or(80);
     let event = Event::begin(cx.conn, Kind::Request, Some(cx.peer)).target(
         req.method().as_str(),
@@ -220,7 +231,8 @@ pub async fn exchange(
     // The inspector for this destination: none (DLP off), the known-secrets-only view
     // (exempt hosts), or the full one.
     let inspector = proxy.inspector.for_target(target);
-    if websocket && inspector.is_some() {
+    // Compressed frames could be neither scanned nor checked for a credential the proxy adds.
+    if websocket && (inspector.is_some() || prepare.is_some()) {
         websocket::refuse_compression(&mut parts.headers);
     }
     if let Some(inspector) = &inspector {
@@ -358,6 +370,7 @@ pub async fn exchange(
                     TokioIo::new(c),
                     TokioIo::new(u),
                     inspector,
+                    reflection,
                     &proxy,
                     &mut event,
                     &shutdown,
@@ -502,6 +515,31 @@ fn same_authority(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn malformed_ports_are_told_apart_from_userinfo_brackets_and_empty_ports() {
+        let bad = |a: &str| super::port_is_malformed(&a.parse().unwrap());
+        for a in [
+            "h.test:99999",
+            "h.test:8080x",
+            "h.test:65536",
+            "[::1]:70000",
+            "u:p@h.test:9x",
+        ] {
+            assert!(bad(a), "{a}");
+        }
+        for a in [
+            "h.test",
+            "h.test:8080",
+            "h.test:",
+            "u:pw@h.test",
+            "u:pw@h.test:81",
+            "[::1]",
+            "[::1]:443",
+        ] {
+            assert!(!bad(a), "{a}");
+        }
+    }
+
     use super::*;
 
     fn authority() -> Option<Authority> {

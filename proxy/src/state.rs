@@ -63,10 +63,10 @@ impl Proxy {
     /// A policy denial: audited, counted, and answered with the 403 body that says how to
     /// allow the request.
     pub fn deny(&self, mut event: Event, denial: &Denial) -> Response<ProxyBody> {
-        self.redact_unscanned_path(&mut event);
         // The audit names the host as policy read it (`2130706433` is 127.0.0.1, `UPSTREAM.TEST.`
         // is upstream.test), so a search for the normal form finds every attempt.
         denial.host.clone_into(&mut event.host);
+        self.redact_unscanned_path(&mut event);
         let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN);
         let body = denial.body_for(&event.method);
         event.outcome(Decision::Deny, status.as_u16(), denial.reason_line());
@@ -79,11 +79,16 @@ impl Proxy {
     /// paths) would audit a secret sitting in a path segment or query key as it is; the audited
     /// path (query values already dropped) is scanned first and redacted on any finding.
     fn redact_unscanned_path(&self, event: &mut Event) {
-        if event.path.is_empty() || event.path == crate::audit::REDACTED_PATH {
-            return;
-        }
-        if !self.inspector.engine().scan_url(&event.path).is_empty() {
+        let engine = self.inspector.engine();
+        if !event.path.is_empty()
+            && event.path != crate::audit::REDACTED_PATH
+            && !engine.scan_url(&event.path).is_empty()
+        {
             event.redact_path();
+        }
+        // A name is attacker-chosen too (`CONNECT ghp_….evil.test:443`).
+        if !event.host.is_empty() && !engine.scan_url(&event.host).is_empty() {
+            crate::audit::REDACTED_HOST.clone_into(&mut event.host);
         }
     }
 

@@ -110,6 +110,25 @@ fn hosts_are_audited_normalised_and_bad_ports_refused() {
         .wait_audit(T, |e| e["kind"] == "connect" && e["decision"] == "allow")
         .unwrap();
     assert_eq!(line["host"], HOST, "{line}");
+    // A token in a refused host name is not audited either.
+    let (resp, _) = raw_connect(
+        b.proxy.listen_addr(),
+        "ghp_R8dJq2Lw9ZkT4mXc7VbN1sYh3UeGf6Pa0QoI.evil.test:443",
+        T,
+    )
+    .unwrap();
+    assert_eq!(resp.status, 403);
+    let line = b
+        .proxy
+        .wait_audit(T, |e| e["kind"] == "connect" && e["decision"] == "deny")
+        .unwrap();
+    assert_eq!(
+        line["host"], "[redacted: DLP finding in the host]",
+        "{line}"
+    );
+    for e in b.proxy.audit_lines() {
+        assert!(!e.to_string().contains("ghp_"), "{e}");
+    }
     for bad in ["99999", "8080x", "65536"] {
         let req = format!("GET http://{HOST}:{bad}/ HTTP/1.1\r\nConnection: close\r\n\r\n");
         let out = http_raw(b.proxy.listen_addr(), req.as_bytes(), T).unwrap();

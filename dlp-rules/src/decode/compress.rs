@@ -1,4 +1,4 @@
-//! Request `Content-Encoding` (gzip, deflate, br, zstd, and chains of them) decoded as a stream.
+//! Request `Content-Encoding` (gzip, deflate, br or zstd; one of them) decoded as a stream.
 //! Input is pushed in small slices and output drained after each, so memory stays bounded; a body
 //! that inflates past the size or ratio limit is refused (an error), never passed unscanned.
 
@@ -204,10 +204,14 @@ impl Decompressor {
                 stages.push(s);
             }
         }
-        if stages.len() > 3 {
-            return Err(DlpError::UnsupportedEncoding(
-                "more than 3 stacked codings".into(),
-            ));
+        // One coding at most. Every layer's container has fields that decode to nothing (gzip
+        // FNAME, zstd skippable frames): the outer layer's are seen in the raw bytes, an inner
+        // layer's in no scanned stream at all, and an inner zstd hides its block ends. No HTTP
+        // client stacks request codings.
+        if stages.len() > 1 {
+            return Err(DlpError::UnsupportedEncoding(format!(
+                "stacked codings ({content_encoding}); send one"
+            )));
         }
         Ok((!stages.is_empty()).then_some(Decompressor {
             stages,
@@ -217,14 +221,9 @@ impl Decompressor {
         }))
     }
 
-    /// Where zstd sits in the chain: `Some(true)` when it is the coding applied last (the one
-    /// the raw bytes are in), `Some(false)` when it is inside another, `None` when absent.
-    pub fn zstd_outermost(&self) -> Option<bool> {
-        let at = self
-            .stages
-            .iter()
-            .position(|s| matches!(s, Stage::Zstd(..)))?;
-        Some(at == 0)
+    /// Whether the body is zstd (whose block ends `decode::zstd_frames` tracks).
+    pub fn is_zstd(&self) -> bool {
+        self.stages.iter().any(|s| matches!(s, Stage::Zstd(..)))
     }
 
     /// The coding names, outermost last (as in the header).

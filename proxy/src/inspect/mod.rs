@@ -50,11 +50,14 @@ impl Verdict {
         self.blocking.is_some()
     }
 
+    /// Adds a later piece's verdict (a body round, trailers); the audited list stays bounded
+    /// however many pieces a request has.
     pub fn merge(&mut self, other: Verdict) {
         if self.blocking.is_none() {
             self.blocking = other.blocking;
         }
-        self.findings.extend(other.findings);
+        let room = MAX_AUDITED_FINDINGS.saturating_sub(self.findings.len());
+        self.findings.extend(other.findings.into_iter().take(room));
     }
 
     /// Findings as audit JSON (already redacted by the engine).
@@ -224,5 +227,13 @@ mod tests {
         let v = inspector.head(&parts);
         assert!(v.blocking.is_some());
         assert_eq!(v.findings.len(), MAX_AUDITED_FINDINGS);
+        // Merged over many pieces (body rounds), the list stays bounded; the first block stays.
+        let first = v.blocking.clone();
+        let mut all = Verdict::default();
+        for _ in 0..10 {
+            all.merge(inspector.head(&parts));
+        }
+        assert_eq!(all.findings.len(), MAX_AUDITED_FINDINGS);
+        assert_eq!(all.blocking, first);
     }
 }

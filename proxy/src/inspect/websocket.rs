@@ -2,8 +2,9 @@
 //! frames and every data message (text/binary plus its continuation frames) streams through one
 //! `BodyScanner`; a frame's original bytes go upstream only once the scanner has cleared its
 //! whole payload, so a secret split across frames is caught before any frame carrying part of it
-//! leaves. The server→client direction is relayed as raw bytes; only its frame boundaries are
-//! tracked, so that on a block our close frame (1008) is never spliced into a server frame.
+//! leaves. The server→client direction is relayed as raw bytes (`down`); only its frame
+//! boundaries are tracked, so that on a block our close frame (1008) is never spliced into a
+//! server frame, and on a credentialed connection it is checked for the proxy's own tokens.
 //! permessage-deflate is stripped from the upgrade request ([`refuse_compression`]): a
 //! compressed frame could not be scanned, and one arriving anyway (RSV1) ends the connection.
 
@@ -15,14 +16,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use dlp_rules::{BodyContext, BodyScanner, Finding};
 use http::HeaderMap;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use super::reflect::{ReflectStream, Reflection};
 use super::{Inspector, Verdict};
 use crate::audit::{Decision, Event};
 use crate::bump::splice::{splice, Meter, Moved};
-use crate::limits::{IDLE_TIMEOUT, SPLICE_BUFFER};
+use crate::limits::IDLE_TIMEOUT;
 use crate::state::Proxy;
 
 /// Largest client message (sum of its frames' payloads) held back while it is scanned; a
@@ -60,13 +61,16 @@ pub enum Stop {
     TooBig,
     /// The scanner failed on a message.
     Unscannable(String),
+    /// The upstream sent one of the proxy's tokens (by id) on a credentialed connection.
+    Reflected(String),
 }
 
 impl Stop {
     /// The close code and reason sent both ways when the proxy ends the connection itself.
     fn close(&self) -> Option<(u16, String)> {
         match self {
-            Stop::Closed | Stop::Idle | Stop::Shutdown => None,
+            // Cut mid-frame: no close frame can follow.
+            Stop::Closed | Stop::Idle | Stop::Shutdown | Stop::Reflected(_) => None,
             Stop::Finding(f) => Some((1008, format!("egress-proxy: DLP rule {}", f.rule_id))),
             Stop::Protocol(why) => Some((1002, format!("egress-proxy: {why}"))),
             Stop::TooBig => Some((1009, "egress-proxy: message too big to scan".into())),
@@ -84,12 +88,14 @@ pub struct Relayed {
 }
 
 /// Relays an upgraded connection; with an `inspector` (the destination's: see
-/// `Inspector::for_target`), scans client messages and records the findings and the outcome in
-/// `event` (which the caller emits) and the metrics.
+/// `Inspector::for_target`), scans client messages, and with a `reflection` (the connection
+/// carries a credential the proxy added) checks server bytes for the proxy's tokens; records
+/// the findings and the outcome in `event` (which the caller emits) and the metrics.
 pub async fn relay<C, U>(
     client: C,
     upstream: U,
     inspector: Option<Arc<Inspector>>,
+    reflection: Option<Arc<Reflection>>,
     proxy: &Proxy,
     event: &mut Event,
     shutdown: &CancellationToken,
@@ -98,10 +104,14 @@ where
     C: AsyncRead + AsyncWrite + Send,
     U: AsyncRead + AsyncWrite + Send,
 {
-    let Some(inspector) = inspector else {
-        return splice(client, upstream, shutdown).await;
+    let inspector = match (inspector, &reflection) {
+        (Some(i), _) => i,
+        // DLP is off here, but the server side is checked: parse and relay client frames with
+        // the proxy's engine, whose findings this mode does not act on.
+        (None, Some(_)) => Arc::clone(&proxy.inspector),
+        (None, None) => return splice(client, upstream, shutdown).await,
     };
-    let r = relay_inspected(client, upstream, inspector, shutdown).await;
+    let r = relay_inspected(client, upstream, inspector, reflection, shutdown).await;
     if !r.verdict.findings.is_empty() {
         proxy.metrics.dlp_findings(r.verdict.findings.len() as u64);
         event.findings.extend(r.verdict.audit_findings());
@@ -131,6 +141,13 @@ where
             event.outcome(Decision::Deny, status, why);
             proxy.metrics.decision("deny", "dlp");
         }
+        Stop::Reflected(id) => {
+            let why = format!(
+                "the upstream's WebSocket data held the credential {id} the proxy added; connection cut"
+            );
+            event.outcome(Decision::Deny, status, why);
+            proxy.metrics.decision("deny", "reflect");
+        }
     }
     r.moved
 }
@@ -140,6 +157,7 @@ pub async fn relay_inspected<C, U>(
     client: C,
     upstream: U,
     inspector: Arc<Inspector>,
+    reflection: Option<Arc<Reflection>>,
     shutdown: &CancellationToken,
 ) -> Relayed
 where
@@ -155,16 +173,23 @@ where
         r = async {
             tokio::join!(
                 pump_up(cr, uw, &mut inbound, &cut, &meter),
-                pump_down(ur, &mut cw, &cut, &meter),
+                down::pump_down(ur, &mut cw, &cut, &meter, reflection.map(ReflectStream::new)),
             )
         } => Some(r),
         () = meter.idle(IDLE_TIMEOUT) => None,
-        () = meter.drained(shutdown) => Some((Stop::Shutdown, false)),
+        () = meter.drained(shutdown) => Some((Stop::Shutdown, down::Down::default())),
     };
     let stop = match outcome {
         None => Stop::Idle,
-        Some((stop, at_boundary)) => {
-            if let (true, Some((code, reason))) = (at_boundary, stop.close()) {
+        Some((
+            _,
+            down::Down {
+                reflected: Some(id),
+                ..
+            },
+        )) => Stop::Reflected(id),
+        Some((stop, down)) => {
+            if let (true, Some((code, reason))) = (down.at_boundary, stop.close()) {
                 let frame = close_frame(code, &reason, None);
                 if cw.write_all(&frame).await.is_ok() {
                     meter.down.fetch_add(frame.len() as u64, Ordering::Relaxed);
@@ -214,7 +239,12 @@ where
                 meter.touch();
             }
         }
-        match reader.fill(&mut cr).await {
+        // The other direction may end the connection (a token in the server's data).
+        let filled = tokio::select! {
+            () = cut.cancelled() => break Stop::Closed,
+            r = reader.fill(&mut cr) => r,
+        };
+        match filled {
             Ok(0) | Err(_) => break Stop::Closed,
             Ok(_) => meter.touch(),
         }
@@ -227,56 +257,6 @@ where
     }
     let _ = uw.shutdown().await;
     stop
-}
-
-/// Upstream → client, raw. Returns true when it stopped at a frame boundary because of `cut`
-/// (the caller may then write its close frame).
-async fn pump_down<R, W>(mut ur: R, cw: &mut W, cut: &CancellationToken, meter: &Meter) -> bool
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; SPLICE_BUFFER];
-    let mut frames = Boundary::default();
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let stopping = cut.is_cancelled();
-        let read = if stopping {
-            if frames.at_boundary() {
-                return true;
-            }
-            let until = *deadline.get_or_insert_with(|| Instant::now() + BOUNDARY_TIMEOUT);
-            match tokio::time::timeout_at(until, ur.read(&mut buf)).await {
-                Ok(r) => r,
-                Err(_) => return false,
-            }
-        } else {
-            tokio::select! {
-                // A cut wins over data that is ready at the same time: the client is owed the
-                // close frame, and an upstream that answers our close by hanging up must not
-                // take it away.
-                biased;
-                () = cut.cancelled() => continue,
-                r = ur.read(&mut buf) => r,
-            }
-        };
-        let n = match read {
-            // The upstream went away (e.g. on the close frame we just sent it): when we are
-            // stopping anyway and no server frame is half relayed, the client still gets our
-            // close frame instead of a bare reset.
-            Ok(0) | Err(_) if cut.is_cancelled() && frames.at_boundary() => return true,
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let take = frames.advance(&buf[..n], stopping);
-        if cw.write_all(&buf[..take]).await.is_err() {
-            break;
-        }
-        meter.down.fetch_add(take as u64, Ordering::Relaxed);
-        meter.touch();
-    }
-    let _ = cw.shutdown().await;
-    false
 }
 
 /// The message state of the client direction: the scanner of the data message in progress and
@@ -419,6 +399,7 @@ fn feed(scanner: &mut BodyScanner, data: &[u8], last: bool) -> Result<dlp_rules:
     Ok(p)
 }
 
+mod down;
 /// A frame header (RFC 6455 §5.2).
 mod frame;
 use frame::*;

@@ -7,12 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::outcome::Outcome;
 use crate::forward::BoxError;
-use crate::inspect::reflect::Reflection;
+use crate::inspect::reflect::{ReflectStream, Reflection};
 
 /// Why the client's response stopped short (the client sees a reset, not this text).
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,16 @@ where
         .headers()
         .get_all(http::header::CONTENT_ENCODING)
         .iter()
-        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity") && !v.is_empty());
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity") && !v.is_empty())
+        // A transfer coding other than chunked (`gzip, chunked`): hyper removes the chunking,
+        // the header is hop-by-hop and dropped, and the gzip bytes would reach the agent.
+        || resp
+            .headers()
+            .get_all(http::header::TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"));
     (coded && !resp.body().is_end_stream()).then(|| {
         "the upstream compressed its response although asked for identity; a response to a \
          request carrying the bottle's credential is checked for that credential, and a \
@@ -58,14 +67,12 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// `held`: bytes that could begin a token, waiting for the next piece; `trailers`: ones
-    /// that arrived while bytes were held, sent after them.
+    /// `trailers`: ones that arrived while bytes were held, sent after them.
     pub struct Unreflected<B> {
         #[pin]
         inner: B,
-        reflection: Arc<Reflection>,
+        check: ReflectStream,
         outcome: Arc<Outcome>,
-        held: BytesMut,
         trailers: Option<Frame<Bytes>>,
         done: bool,
     }
@@ -75,9 +82,8 @@ impl<B> Unreflected<B> {
     pub fn new(inner: B, reflection: Arc<Reflection>, outcome: Arc<Outcome>) -> Self {
         Unreflected {
             inner,
-            reflection,
+            check: ReflectStream::new(reflection),
             outcome,
-            held: BytesMut::new(),
             trailers: None,
             done: false,
         }
@@ -106,11 +112,12 @@ where
             let frame = match ready!(this.inner.as_mut().poll_frame(cx)) {
                 None => {
                     *this.done = true;
-                    if this.held.is_empty() {
+                    // What was held began a token but never completed one.
+                    let rest = this.check.finish();
+                    if rest.is_empty() {
                         return Poll::Ready(None);
                     }
-                    // What was held began a token but never completed one.
-                    return Poll::Ready(Some(Ok(Frame::data(this.held.split().freeze()))));
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
                 }
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Some(Ok(frame)) => frame,
@@ -118,39 +125,32 @@ where
             let data = match frame.into_data() {
                 Ok(data) => data,
                 Err(frame) => {
-                    if let Some(id) = frame
-                        .trailers_ref()
-                        .and_then(|t| in_headers(this.reflection, t))
-                    {
+                    if let Some(id) = frame.trailers_ref().and_then(|t| {
+                        t.values()
+                            .find_map(|v| this.check.reflection().find(v.as_bytes()))
+                    }) {
                         return cut(this.outcome, id, this.done);
                     }
-                    if this.held.is_empty() {
+                    let rest = this.check.finish();
+                    if rest.is_empty() {
                         return Poll::Ready(Some(Ok(frame)));
                     }
                     *this.trailers = Some(frame);
-                    return Poll::Ready(Some(Ok(Frame::data(this.held.split().freeze()))));
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
                 }
             };
-            let buf = if this.held.is_empty() {
-                data
-            } else {
-                this.held.extend_from_slice(&data);
-                this.held.split().freeze()
-            };
-            if let Some(id) = this.reflection.find(&buf) {
-                return cut(this.outcome, id, this.done);
-            }
-            let keep = this.reflection.pending(&buf);
-            let send = buf.len() - keep;
-            this.held.extend_from_slice(&buf[send..]);
-            if send > 0 {
-                return Poll::Ready(Some(Ok(Frame::data(buf.slice(..send)))));
+            match this.check.push(&data) {
+                Err(id) => return cut(this.outcome, &id, this.done),
+                Ok(send) if !send.is_empty() => return Poll::Ready(Some(Ok(Frame::data(send)))),
+                Ok(_) => {}
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.trailers.is_none()
+        self.trailers.is_none()
+            && !self.check.holding()
+            && (self.done || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -344,7 +344,7 @@ async fn relay_echoes_clean_messages_and_closes_1008_on_a_secret() {
     let (relay_upstream, server_end) = tokio::io::duplex(1 << 16);
     let relay = tokio::spawn(async move {
         let shutdown = CancellationToken::new();
-        relay_inspected(relay_client, relay_upstream, inspector(), &shutdown).await
+        relay_inspected(relay_client, relay_upstream, inspector(), None, &shutdown).await
     });
     let server = tokio::spawn(async move {
         let mut ws = WebSocketStream::from_raw_socket(server_end, Role::Server, None).await;
@@ -399,8 +399,54 @@ async fn upstream_hanging_up_at_the_cut_still_leaves_the_close_to_the_client() {
     let cut = CancellationToken::new();
     let meter = Meter::new();
     let mut client = Vec::new();
-    let at_boundary = pump_down(HangUpOnRead(cut.clone()), &mut client, &cut, &meter).await;
+    let down = down::pump_down(HangUpOnRead(cut.clone()), &mut client, &cut, &meter, None).await;
     assert!(cut.is_cancelled());
-    assert!(at_boundary, "the caller would skip the close frame");
+    assert!(down.at_boundary, "the caller would skip the close frame");
     assert!(client.is_empty());
+}
+
+/// A server that sends the proxy's token (a WebSocket echoing its handshake) is cut mid-stream:
+/// the token never reaches the client, nor more than three of its bytes, and the relay says why.
+#[tokio::test]
+async fn a_server_sending_the_proxys_token_is_cut() {
+    use crate::inspect::reflect::Reflection;
+    use dlp_rules::{KnownSecret, SecretString};
+    let token = "route-token-Uc6Gm1Qb8Jf3Wd9Ze";
+    let reflection =
+        Arc::new(Reflection::new(&[KnownSecret::new("ROUTE", SecretString::from(token))]).unwrap());
+    let (client_end, relay_client) = tokio::io::duplex(1 << 16);
+    let (relay_upstream, server_end) = tokio::io::duplex(1 << 16);
+    let relay = tokio::spawn(async move {
+        let shutdown = CancellationToken::new();
+        relay_inspected(
+            relay_client,
+            relay_upstream,
+            inspector(),
+            Some(reflection),
+            &shutdown,
+        )
+        .await
+    });
+    let server = tokio::spawn(async move {
+        let mut ws = WebSocketStream::from_raw_socket(server_end, Role::Server, None).await;
+        let _ = ws.send(Message::Text("hello".into())).await;
+        // Sent once the client asks, so the two messages never share a read.
+        let _ = ws.next().await;
+        let echoed = format!("{{\"authorization\":\"Bearer {token}\"}}");
+        let _ = ws.send(Message::Text(echoed)).await;
+        ws
+    });
+    let mut client = WebSocketStream::from_raw_socket(client_end, Role::Client, None).await;
+    let first = client.next().await;
+    assert!(
+        matches!(first, Some(Ok(Message::Text(ref t))) if t.as_str() == "hello"),
+        "{first:?}"
+    );
+    client.send(Message::Text("go on".into())).await.unwrap();
+    let second = client.next().await;
+    assert!(!matches!(second, Some(Ok(Message::Text(_)))), "{second:?}");
+    let relayed = relay.await.unwrap();
+    assert_eq!(relayed.stop, Stop::Reflected("ROUTE".into()));
+    assert!(relayed.moved.down < 64, "{:?}", relayed.moved);
+    drop(server);
 }
