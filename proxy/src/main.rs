@@ -151,7 +151,8 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let policy = egress_proxy::policy::Policy::from_config(&config);
-    println!("{}", policy.describe());
+    // `[clients]` belongs to the listeners, not to the egress policy: described from the config.
+    print!("{}{}", policy.describe(), config.clients.describe());
     Ok(ExitCode::SUCCESS)
 }
 

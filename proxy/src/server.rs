@@ -105,6 +105,7 @@ pub async fn start(
         inspector,
         injector,
         routes: RouteTable::new(config, secrets)?,
+        clients: config.clients.clone(),
     }));
 
     let listener = bind(config.listen).await?;

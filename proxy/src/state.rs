@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 
 use crate::audit::{self, Decision, Event};
 use crate::body;
+use crate::config::ClientsConfig;
 use crate::forward::{ProxyBody, Upstream};
 use crate::inject::Injector;
 use crate::inspect::{Inspector, Verdict};
@@ -25,6 +26,8 @@ pub struct Proxy {
     pub inspector: Arc<Inspector>,
     pub injector: Injector,
     pub routes: RouteTable,
+    /// Who may connect to the proxy and routes listeners (`[clients]`).
+    pub clients: ClientsConfig,
     conn_ids: AtomicU64,
 }
 
@@ -38,6 +41,7 @@ pub struct Parts {
     pub inspector: Arc<Inspector>,
     pub injector: Injector,
     pub routes: RouteTable,
+    pub clients: ClientsConfig,
 }
 
 impl Proxy {
@@ -51,6 +55,7 @@ impl Proxy {
             inspector: p.inspector,
             injector: p.injector,
             routes: p.routes,
+            clients: p.clients,
             metrics: Arc::new(Metrics::default()),
             conn_ids: AtomicU64::new(1),
         }

@@ -2,6 +2,7 @@
 //! HTTP/1.1 proxy protocol handler. Shutdown stops accepting at once and lets in-flight
 //! connections drain (see `server`).
 
+mod clients;
 pub mod connect;
 pub mod framing;
 pub mod http1;
@@ -46,7 +47,8 @@ where
 
 /// Accepts until `shutdown`, at most `MAX_CONNECTIONS` at once; each connection runs `serve`
 /// under a `Lease` (its slot, counted until every task serving it ends; tracked so shutdown can
-/// wait for it). Shared by the proxy and the routes listeners.
+/// wait for it). Shared by the proxy and the routes listeners, so `[clients]` guards both: a
+/// peer it refuses is closed before anything is read (see `clients`).
 pub async fn serve<S: Serve>(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -77,11 +79,13 @@ pub async fn serve<S: Serve>(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let cx = ClientCx {
-            conn: proxy.next_conn_id(),
-            peer,
+        let conn = proxy.next_conn_id();
+        // A refused peer gives its slot straight back: the permit drops with this iteration.
+        let Some(stream) = clients::admit(&proxy, conn, stream, peer) else {
+            continue;
         };
+        let _ = stream.set_nodelay(true);
+        let cx = ClientCx { conn, peer };
         let lease = Lease::new(
             permit,
             proxy.metrics.connection_opened(),

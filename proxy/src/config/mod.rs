@@ -4,6 +4,7 @@
 //! naming the key and line) because a typo in an egress policy silently widens or narrows what a
 //! bottle can reach. See docs/CONFIG.md for every key.
 
+mod clients;
 mod error;
 mod raw;
 mod routes;
@@ -13,6 +14,7 @@ mod spanned;
 mod token_file;
 mod validate;
 
+pub use clients::{ClientRefusal, ClientsConfig};
 pub use error::ConfigError;
 pub(crate) use routes::has_dot_or_empty_segment;
 pub use routes::{
@@ -69,6 +71,8 @@ pub struct Config {
     pub audit: AuditTarget,
     /// `None`: the proxy generates an ephemeral CA.
     pub ca: Option<CaConfig>,
+    /// Peers the proxy and routes listeners admit (`[clients]`).
+    pub clients: ClientsConfig,
     pub egress: EgressConfig,
     pub upstream: UpstreamConfig,
     pub dlp: DlpConfig,

@@ -13,6 +13,8 @@ pub(crate) struct RawConfig {
     pub audit: Option<String>,
     pub ca: Option<RawCa>,
     #[serde(default)]
+    pub clients: RawClients,
+    #[serde(default)]
     pub egress: RawEgress,
     #[serde(default)]
     pub upstream: RawUpstream,
@@ -29,6 +31,15 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawCa {
     pub cert: String,
     pub key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClients {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,7 @@ pub(crate) enum Shape {
 }
 
 const CA: &[(&str, Shape)] = &[("cert", Shape::Leaf), ("key", Shape::Leaf)];
+const CLIENTS: &[(&str, Shape)] = &[("allow", Shape::Leaf), ("deny", Shape::Leaf)];
 const EGRESS: &[(&str, Shape)] = &[
     ("allow", Shape::Leaf),
     ("passthrough", Shape::Leaf),
@@ -62,6 +63,8 @@ pub(crate) const ROOT: &[(&str, Shape)] = &[
     ("dlp", Shape::Table(DLP)),
     ("routes", Shape::TableArray(ROUTE)),
     ("inject", Shape::TableArray(INJECT)),
+    // Last: a misplaced `allow` is far more often `egress.allow` (the first match is suggested).
+    ("clients", Shape::Table(CLIENTS)),
 ];
 
 /// Key path → (line of the key or element, byte span of the value), in document order.

@@ -1,6 +1,7 @@
 //! Raw TOML values → typed, normalized config. Every error names its key path and line.
 
-use super::raw::{RawConfig, RawDlp, RawInject, RawRoute, RawUpstream};
+use super::clients::ClientsConfig;
+use super::raw::{RawClients, RawConfig, RawDlp, RawInject, RawRoute, RawUpstream};
 use super::routes::{self, Inject, Route, TokenSource};
 use super::schema::Lines;
 use super::{
@@ -136,6 +137,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path, lines: &Lines) -> Result<Con
             })
             .collect::<Result<_, _>>()?,
     };
+    let clients = clients(&cx, &raw.clients)?;
     let upstream = upstream(&cx, raw.upstream)?;
     let dlp = dlp(&cx, raw.dlp)?;
     let routes = routes(&cx, raw.routes)?;
@@ -152,6 +154,7 @@ pub(crate) fn validate(raw: RawConfig, base: &Path, lines: &Lines) -> Result<Con
         routes_listen,
         audit,
         ca,
+        clients,
         egress,
         upstream,
         dlp,
@@ -160,8 +163,18 @@ pub(crate) fn validate(raw: RawConfig, base: &Path, lines: &Lines) -> Result<Con
     })
 }
 
-/// `10.0.0.5`, `10.0.0.0/8`, `fd00::/8` or `[fd00::]/8`.
+/// An `allow_private` entry: an address or CIDR ([`ip_net`]) no broader than
+/// `MIN_PRIVATE_PREFIX`.
 fn private_net(s: &str) -> Result<IpNet, String> {
+    let net = ip_net(s)?;
+    if net.prefix_len() < MIN_PRIVATE_PREFIX {
+        return Err(format!("{s:?} is too broad: prefixes shorter than /{MIN_PRIVATE_PREFIX} would disable the guard"));
+    }
+    Ok(net)
+}
+
+/// `10.0.0.5`, `10.0.0.0/8`, `fd00::/8` or `[fd00::]/8`; host bits must be clear.
+fn ip_net(s: &str) -> Result<IpNet, String> {
     let unbracketed = s.replacen('[', "", 1).replacen(']', "", 1);
     let (addr, prefix) = match unbracketed.split_once('/') {
         Some((a, p)) => (a, Some(p)),
@@ -179,9 +192,6 @@ fn private_net(s: &str) -> Result<IpNet, String> {
             .and_then(|len| IpNet::new(ip, len).ok())
             .ok_or_else(|| format!("{s:?}: invalid CIDR prefix"))?,
     };
-    if net.prefix_len() < MIN_PRIVATE_PREFIX {
-        return Err(format!("{s:?} is too broad: prefixes shorter than /{MIN_PRIVATE_PREFIX} would disable the guard"));
-    }
     if net.trunc() != net {
         return Err(format!(
             "{s:?} has host bits set; did you mean \"{}\"?",
@@ -189,6 +199,21 @@ fn private_net(s: &str) -> Result<IpNet, String> {
         ));
     }
     Ok(net)
+}
+
+/// `[clients]`: addresses or CIDRs, any prefix length (`0.0.0.0/0` in `allow` only spells out
+/// the default).
+fn clients(cx: &Ctx<'_>, raw: &RawClients) -> Result<ClientsConfig, ConfigError> {
+    let list = |key: &str, v: &[String]| -> Result<Vec<IpNet>, ConfigError> {
+        v.iter()
+            .enumerate()
+            .map(|(i, s)| ip_net(s).map_err(|m| cx.err(format!("{key}[{i}]"), m)))
+            .collect()
+    };
+    Ok(ClientsConfig {
+        allow: list("clients.allow", &raw.allow)?,
+        deny: list("clients.deny", &raw.deny)?,
+    })
 }
 
 fn upstream(cx: &Ctx<'_>, raw: RawUpstream) -> Result<UpstreamConfig, ConfigError> {
