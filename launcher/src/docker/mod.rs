@@ -1,8 +1,10 @@
 //! Everything that talks to the Docker engine, through its API (bollard): no `docker` CLI, so no
 //! secret is ever on a process argv.
 
+pub mod created;
 pub mod images;
 pub mod manage;
+pub mod network;
 pub mod rootfs;
 pub mod run;
 pub mod secrets;

@@ -1,6 +1,6 @@
 //! Creates one bottle: a fresh CA, an internal network, an egress network, the sidecar on both, and
-//! the agent on the internal one only. Everything created is recorded in [`Created`] first, so a
-//! failure half-way, a signal or the agent's exit can remove exactly what exists.
+//! the agent on the internal one only. Every name is recorded in [`Created`] before the call that
+//! creates it, so a failure half-way, a signal or the agent's exit can remove exactly what exists.
 
 use std::time::Duration;
 
@@ -8,16 +8,18 @@ use bollard::container::{
     Config, CreateContainerOptions, LogsOptions, NetworkingConfig, UploadToContainerOptions,
 };
 use bollard::models::{EndpointSettings, HostConfig};
-use bollard::network::{ConnectNetworkOptions, CreateNetworkOptions};
+use bollard::network::ConnectNetworkOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+pub use super::created::Created;
 use super::images::PROXY_IN_IMAGE;
+use super::network::create_network;
 use super::rootfs::Rootfs;
 pub use super::secrets::read_tokens;
-use super::{is_not_found, label_map, secrets, DockerError};
+use super::{label_map, secrets, DockerError};
 use crate::plan::{self, Plan, AGENT_HOME, CA_PATH_IN_AGENT, LABEL_ROLE};
 
 /// How long the sidecar may take to print its `ready` line.
@@ -26,49 +28,6 @@ pub const SIDECAR_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const KEEP_LOG_LINES: usize = 40;
 pub const AGENT_UID: u64 = 1000;
 pub const SIDECAR_UID: u64 = 65534;
-
-/// Resources a bottle created, in creation order; torn down in reverse.
-pub struct Created {
-    docker: Docker,
-    containers: Vec<String>,
-    networks: Vec<String>,
-}
-
-impl Created {
-    pub fn new(docker: Docker) -> Self {
-        Self {
-            docker,
-            containers: Vec::new(),
-            networks: Vec::new(),
-        }
-    }
-
-    /// Removes everything recorded (force-removing containers first). Returns the failures;
-    /// a resource already gone is not a failure.
-    pub async fn teardown(&mut self) -> Vec<String> {
-        let mut failures = Vec::new();
-        for id in self.containers.drain(..).rev() {
-            let opts = bollard::container::RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            };
-            if let Err(e) = self.docker.remove_container(&id, Some(opts)).await {
-                if !is_not_found(&e) {
-                    failures.push(format!("container {id}: {e}"));
-                }
-            }
-        }
-        for name in self.networks.drain(..).rev() {
-            if let Err(e) = self.docker.remove_network(&name).await {
-                if !is_not_found(&e) {
-                    failures.push(format!("network {name}: {e}"));
-                }
-            }
-        }
-        failures
-    }
-}
 
 fn labels(plan: &Plan, role: &str) -> std::collections::HashMap<String, String> {
     let mut all = plan.labels.clone();
@@ -93,29 +52,6 @@ fn fresh_ca() -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), DockerError> {
     dir.close()
         .map_err(|e| DockerError::Other(format!("removing the CA temp dir: {e}")))?;
     Ok((cert, key))
-}
-
-async fn create_network(
-    docker: &Docker,
-    created: &mut Created,
-    name: &str,
-    internal: bool,
-    labels: std::collections::HashMap<String, String>,
-) -> Result<(), DockerError> {
-    let opts = CreateNetworkOptions {
-        name: name.to_owned(),
-        check_duplicate: true,
-        driver: "bridge".to_owned(),
-        internal,
-        labels,
-        ..Default::default()
-    };
-    docker
-        .create_network(opts)
-        .await
-        .map_err(DockerError::api(format!("creating network {name}")))?;
-    created.networks.push(name.to_owned());
-    Ok(())
 }
 
 fn hardened(runtime: Option<&str>) -> HostConfig {
@@ -166,7 +102,6 @@ pub async fn launch(
 ) -> Result<String, DockerError> {
     let (ca_cert, ca_key) = fresh_ca()?;
     create_network(
-        docker,
         created,
         &plan.networks.internal,
         true,
@@ -175,7 +110,6 @@ pub async fn launch(
     .await?;
     if plan.networks.egress_created {
         create_network(
-            docker,
             created,
             &plan.networks.egress,
             false,
@@ -183,7 +117,7 @@ pub async fn launch(
         )
         .await?;
     }
-    let sidecar = create_sidecar(docker, plan, runtime, created).await?;
+    let sidecar = create_sidecar(plan, runtime, created).await?;
     secrets::upload_tokens(docker, &sidecar, tokens, SIDECAR_UID).await?;
     let mut files = Rootfs::new();
     files.add_file(
@@ -224,7 +158,6 @@ pub async fn launch(
 }
 
 async fn create_sidecar(
-    docker: &Docker,
     plan: &Plan,
     runtime: Option<&str>,
     created: &mut Created,
@@ -250,15 +183,17 @@ async fn create_sidecar(
         )),
         ..Default::default()
     };
-    let name = plan.containers.sidecar.clone();
+    let name = &plan.containers.sidecar;
     let opts = CreateContainerOptions {
         name: name.clone(),
         platform: None,
     };
-    let result = docker.create_container(Some(opts), config).await;
-    let id = result.map_err(DockerError::api("creating the sidecar"))?.id;
-    created.containers.push(id.clone());
-    Ok(id)
+    let result = created
+        .container(name, move |d| async move {
+            d.create_container(Some(opts), config).await
+        })
+        .await;
+    Ok(result.map_err(DockerError::api("creating the sidecar"))?.id)
 }
 
 /// Follows the sidecar's output until it says `ready`; fails with its last lines if it exits.
@@ -421,15 +356,16 @@ async fn create_agent(
         name: plan.containers.agent.clone(),
         platform: None,
     };
-    let id = docker
-        .create_container(Some(opts), config)
+    let id = created
+        .container(&plan.containers.agent, move |d| async move {
+            d.create_container(Some(opts), config).await
+        })
         .await
         .map_err(DockerError::api(format!(
             "creating the agent from image {}",
             plan.images.agent
         )))?
         .id;
-    created.containers.push(id.clone());
     let mut files = Rootfs::new();
     files.add_file(CA_PATH_IN_AGENT, ca_cert.to_vec(), 0o644)?;
     files.add_dir(AGENT_HOME, 0o755, AGENT_UID, AGENT_UID)?;
