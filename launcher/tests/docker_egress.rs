@@ -149,10 +149,22 @@ struct Run {
     record: String,
     token: String,
     sidecar: Sidecar,
+    /// What `probe_from_outside` saw, when asked for.
+    outside: Option<Outside>,
     _cleanup: Cleanup,
 }
 
-async fn run_in_bottle(docker: &Docker, script_for: impl Fn(&str, &str) -> String) -> Run {
+/// File the test drops into the agent once it is done probing from outside; an agent script
+/// that starts with [`WAIT_FOR_GO`] waits for it (at most 60 s).
+const GO_FILE: &str = "/cbt-go";
+const WAIT_FOR_GO: &str =
+    "i=0; while [ ! -e /cbt-go ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done";
+
+async fn run_in_bottle(
+    docker: &Docker,
+    probe_outside: bool,
+    script_for: impl Fn(&str, &str) -> String,
+) -> Run {
     let agent_image = standin_agent_image(docker).await;
     let run = unique("run");
     let label = format!("{TEST_LABEL}={run}");
@@ -202,6 +214,13 @@ async fn run_in_bottle(docker: &Docker, script_for: impl Fn(&str, &str) -> Strin
     let pid = child.id();
     let mut launcher = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
     let sidecar = sidecar_while_running(docker, &label, &token_ref, pid, &mut launcher).await;
+    let outside = if probe_outside {
+        let seen = probe_from_outside(docker, &agent_image, &net, &label, &sidecar).await;
+        release_agent(docker, &label, &mut launcher).await;
+        Some(seen)
+    } else {
+        None
+    };
     let out = launcher.await.unwrap();
     let text = stdout(&out);
     eprintln!("agent output:\n{text}\nlauncher stderr:\n{}", stderr(&out));
@@ -222,12 +241,18 @@ async fn run_in_bottle(docker: &Docker, script_for: impl Fn(&str, &str) -> Strin
         record,
         token,
         sidecar,
+        outside,
         _cleanup: cleanup,
     }
 }
 
 /// What the test saw of the running sidecar.
 struct Sidecar {
+    id: String,
+    /// Container name (Docker's DNS answers it on the egress network).
+    name: String,
+    /// Network name -> (the sidecar's address, the network's gateway).
+    addresses: HashMap<String, (String, String)>,
     /// `docker inspect` as the engine returned it (raw JSON when the CLI is installed) plus the
     /// typed model bollard parsed, serialized.
     inspect: String,
@@ -285,6 +310,20 @@ async fn sidecar_while_running(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     let typed = docker.inspect_container(&id, None).await.unwrap();
+    let name = typed
+        .name
+        .clone()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_owned();
+    let addresses = typed
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap()
+        .into_iter()
+        .map(|(net, e)| (net, (e.ip_address.unwrap(), e.gateway.unwrap())))
+        .collect();
     let env = typed.config.as_ref().and_then(|c| c.env.clone()).unwrap();
     assert!(
         env.iter().any(|e| e.starts_with("RUST_LOG=")),
@@ -324,6 +363,9 @@ async fn sidecar_while_running(
     let mut contents = String::new();
     std::io::Read::read_to_string(&mut entry, &mut contents).unwrap();
     Sidecar {
+        id,
+        name,
+        addresses,
         inspect,
         token_file: (meta.0, meta.1, meta.2, contents),
     }
@@ -335,7 +377,7 @@ async fn allowlisted_upstream_answers_and_every_bypass_fails() {
     else {
         return;
     };
-    let r = run_in_bottle(&docker, |ip, _| {
+    let r = run_in_bottle(&docker, false, |ip, _| {
         format!(
             r#"
 echo "allowed=$(q curl -sS -o /dev/null -w '%{{http_code}}' https://upstream.test:8443/echo)"
@@ -375,7 +417,7 @@ async fn routes_inject_and_held_tokens_cannot_be_sent_out() {
     else {
         return;
     };
-    let r = run_in_bottle(&docker, |_, token| {
+    let r = run_in_bottle(&docker, false, |_, token| {
         format!(
             r#"
 echo "route=$(q curl -sS -o /dev/null -w '%{{http_code}}' http://cred-proxy:9099/up/status/204)"
@@ -412,5 +454,189 @@ echo "exfil_query=$(q curl -sS -o /dev/null -w '%{{http_code}}' 'https://upstrea
         sidecar.token_file,
         (0o400, 65534, 65534, token.clone()),
         "token file mode/owner/contents"
+    );
+}
+
+/// What was seen from outside the bottle while it ran.
+struct Outside {
+    /// A container on the egress network only, dialing the sidecar by name.
+    helper: String,
+    /// The test process (on the Docker host) dialing the sidecar's two addresses.
+    host: Vec<(String, testkit::CurlOutput)>,
+    /// The sidecar's audit (its stdout) right after the probes.
+    audit: Vec<serde_json::Value>,
+    /// The internal network's gateway (the host's address on that bridge).
+    internal_gateway: String,
+}
+
+/// Dials the sidecar's proxy and routes ports from a container on the egress network and from
+/// the host, each with a path the upstream record must never show.
+async fn probe_from_outside(
+    docker: &Docker,
+    image: &str,
+    net: &str,
+    label: &str,
+    sidecar: &Sidecar,
+) -> Outside {
+    let name = &sidecar.name;
+    let script = format!(
+        r#"q() {{ "$@" 2>/dev/null; echo " rc=$?"; }}
+echo "route=$(q curl -sS --noproxy '*' --connect-timeout 5 --max-time 10 -o /dev/null -w '%{{http_code}}' http://{name}:9099/up/outsider-route)"
+echo "proxy=$(q curl -sS -k --connect-timeout 5 --max-time 10 -x http://{name}:3128 -o /dev/null -w '%{{http_code}}' https://upstream.test:8443/outsider-proxy)"
+"#
+    );
+    let helper = containers::run_helper(docker, image, net, label, &script).await;
+    let (internal, (internal_ip, internal_gateway)) = sidecar
+        .addresses
+        .iter()
+        .find(|(n, _)| n.ends_with("-internal"))
+        .unwrap();
+    let (egress_ip, _) = &sidecar.addresses[net];
+    eprintln!(
+        "sidecar {name}: {internal} {internal_ip} (gateway {internal_gateway}), {net} {egress_ip}"
+    );
+    let mut host = Vec::new();
+    for (what, url) in [
+        (
+            "internal_route",
+            format!("http://{internal_ip}:9099/up/outsider-host-internal"),
+        ),
+        (
+            "egress_route",
+            format!("http://{egress_ip}:9099/up/outsider-host-egress"),
+        ),
+        ("internal_proxy", format!("http://{internal_ip}:3128/")),
+    ] {
+        let out = testkit::Curl::new(url)
+            .max_time(std::time::Duration::from_secs(10))
+            .run_async()
+            .await
+            .unwrap();
+        host.push((what.to_owned(), out));
+    }
+    for (what, out) in &host {
+        eprintln!(
+            "host {what}: status {} curl exit {} {}",
+            out.status,
+            out.exit_code,
+            out.stderr.trim()
+        );
+    }
+    // The audit is written in batches (within 50 ms): wait for the five refusals to show.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let audit = loop {
+        let lines: Vec<serde_json::Value> = containers::stdout_so_far(docker, &sidecar.id)
+            .await
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let refusals = lines.iter().filter(|e| e["status"] == 0).count();
+        if refusals >= 5 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    Outside {
+        helper,
+        host,
+        audit,
+        internal_gateway: internal_gateway.clone(),
+    }
+}
+
+/// Lets an agent waiting on [`WAIT_FOR_GO`] go on, once it runs.
+async fn release_agent(
+    docker: &Docker,
+    label: &str,
+    launcher: &mut tokio::task::JoinHandle<std::process::Output>,
+) {
+    let deadline = std::time::Instant::now() + START_DEADLINE;
+    while std::time::Instant::now() < deadline && !launcher.is_finished() {
+        let (names, _) = resources(docker, label).await;
+        for name in names {
+            let Some(info) = inspect_if_present(docker, &name).await else {
+                continue;
+            };
+            let role = info
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .and_then(|l| l.get("claude-bottle.role").cloned());
+            let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
+            if role.as_deref() == Some("agent") && running {
+                containers::drop_file(docker, &info.id.unwrap(), GO_FILE).await;
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the agent was never seen running (the launcher's output follows the test's failure)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_bottle_can_use_the_sidecar() {
+    let Some(docker) = docker_or_skip("only_the_bottle_can_use_the_sidecar").await else {
+        return;
+    };
+    let r = run_in_bottle(&docker, true, |_, _| {
+        format!(
+            r#"{WAIT_FOR_GO}
+echo "route=$(q curl -sS -o /dev/null -w '%{{http_code}}' http://cred-proxy:9099/up/status/204)"
+echo "proxy=$(q curl -sS -o /dev/null -w '%{{http_code}}' https://upstream.test:8443/echo)"
+"#
+        )
+    })
+    .await;
+    let o = r.outside.as_ref().unwrap();
+    eprintln!("helper on the egress network:\n{}", o.helper);
+    // Closed after accept (52 empty reply / 56 reset): the sidecar was there, and said nothing.
+    // A dead or unreachable sidecar would be 6/7/28, so this cannot pass vacuously.
+    let refused = |line: &str| {
+        line.starts_with("000") && (line.ends_with("rc=52") || line.ends_with("rc=56"))
+    };
+    for key in ["route", "proxy"] {
+        let line = marker(&o.helper, key);
+        assert!(refused(&line), "egress-network {key}: {line}\n{}", o.helper);
+    }
+    for (what, out) in &o.host {
+        assert!(
+            out.status == 0 && matches!(out.exit_code, 52 | 56),
+            "host {what}: status {} curl exit {}: {}",
+            out.status,
+            out.exit_code,
+            out.stderr
+        );
+    }
+    let denials: Vec<&serde_json::Value> = o
+        .audit
+        .iter()
+        .filter(|e| e["decision"] == "deny" && e["status"] == 0)
+        .collect();
+    let from_gateway = denials.iter().any(|e| {
+        e["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&format!("{}:", o.internal_gateway)))
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("clients.deny[0]"))
+    });
+    assert!(from_gateway, "no gateway refusal in the audit: {denials:?}");
+    let not_allowed = denials
+        .iter()
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not in clients.allow"))
+        })
+        .count();
+    assert!(not_allowed >= 3, "egress-side refusals: {denials:?}");
+    // Nothing from outside reached the upstream; the agent, after all that, still can.
+    assert!(!r.record.contains("outsider"), "{}", r.record);
+    assert_eq!(marker(&r.text, "route"), "204 rc=0", "{}", r.text);
+    assert_eq!(marker(&r.text, "proxy"), "200 rc=0", "{}", r.text);
+    assert!(
+        r.record.contains(&format!("Bearer {}", r.token)),
+        "{}",
+        r.record
     );
 }

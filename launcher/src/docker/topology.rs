@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 pub use super::created::Created;
 use super::images::PROXY_IN_IMAGE;
-use super::network::create_network;
+use super::network::{self, create_network};
 use super::rootfs::Rootfs;
 pub use super::secrets::read_tokens;
 use super::{label_map, secrets, DockerError};
@@ -108,6 +108,7 @@ pub async fn launch(
         labels(plan, "internal"),
     )
     .await?;
+    let (allow, deny) = network::clients(docker, &plan.networks.internal).await?;
     if plan.networks.egress_created {
         create_network(
             created,
@@ -119,12 +120,13 @@ pub async fn launch(
     }
     let sidecar = create_sidecar(plan, runtime, created).await?;
     secrets::upload_tokens(docker, &sidecar, tokens, SIDECAR_UID).await?;
+    let config = format!(
+        "{}\n{}",
+        plan.proxy_config,
+        plan::clients_toml(&allow, &deny)
+    );
     let mut files = Rootfs::new();
-    files.add_file(
-        plan::SIDECAR_CONFIG,
-        plan.proxy_config.clone().into_bytes(),
-        0o644,
-    )?;
+    files.add_file(plan::SIDECAR_CONFIG, config.into_bytes(), 0o644)?;
     files.add_file(plan::SIDECAR_CA_CERT, ca_cert.clone(), 0o644)?;
     files.add_owned_file(
         plan::SIDECAR_CA_KEY,

@@ -12,8 +12,8 @@ use crate::manifest::{rules, Resolved, Role};
 
 pub use agent_env::{AgentFile, AGENT_HOME, CA_PATH_IN_AGENT, PLACEHOLDER_TOKEN};
 pub use proxy_config::{
-    proxy_config_toml, secret_path, upstream_ca_path, SIDECAR_CA_CERT, SIDECAR_CA_KEY,
-    SIDECAR_CONFIG, SIDECAR_SECRETS_DIR,
+    clients_toml, proxy_config_toml, secret_path, upstream_ca_path, SIDECAR_CA_CERT,
+    SIDECAR_CA_KEY, SIDECAR_CONFIG, SIDECAR_SECRETS_DIR,
 };
 
 /// Hosts every bottle may reach: what Claude Code itself needs.
@@ -111,6 +111,8 @@ pub struct Plan {
     pub agent_env: Vec<(String, String)>,
     #[serde(skip)]
     pub agent_files: Vec<AgentFile>,
+    /// The sidecar's config without `[clients]`, which needs the internal network's addresses
+    /// and is appended at launch (`clients_toml`).
     #[serde(skip)]
     pub proxy_config: String,
     #[serde(skip)]

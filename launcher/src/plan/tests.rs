@@ -178,6 +178,19 @@ fn proxy_config_is_the_issue_contract() {
     assert_eq!(keys, vec!["auth_scheme", "path", "token_file", "upstream"]);
 }
 
+/// `[clients]` is appended after the `[[routes]]` tables; the whole stays one valid document.
+#[test]
+fn clients_table_appends_to_the_config() {
+    let p = plan();
+    let allow = ["172.20.0.0/16".parse().unwrap()];
+    let deny = ["172.20.0.1/32".parse().unwrap()];
+    let text = format!("{}\n{}", p.proxy_config, clients_toml(&allow, &deny));
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(v["clients"]["allow"][0].as_str(), Some("172.20.0.0/16"));
+    assert_eq!(v["clients"]["deny"][0].as_str(), Some("172.20.0.1/32"));
+    assert_eq!(v["routes"].as_array().unwrap().len(), 3);
+}
+
 #[test]
 fn plan_json_has_the_documented_fields_and_no_internal_ones() {
     let p = plan();

@@ -2,6 +2,8 @@
 //! binaries, the claude-bottle binary with a private home, and label-scoped cleanup.
 #![allow(dead_code)]
 
+pub mod containers;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
