@@ -227,10 +227,19 @@ impl CertificateAuthority {
                 ));
             }
         }
-        let key_pem = Zeroizing::new(self.key.serialize_pem());
+        let key_pem = self.key_pem();
         write_new(&files.key, 0o600, key_pem.as_bytes())?;
         write_new(&files.cert, 0o644, self.cert_pem.as_bytes())?;
         Ok(files)
+    }
+
+    /// The CA private key as PKCS#8 PEM (what [`load`](Self::load) reads), zeroized on drop.
+    ///
+    /// Why: a caller that hands the key to another process (the launcher uploads it into the
+    /// sidecar) can do so from memory, without a key file on disk that a crash or a signal
+    /// could leave behind.
+    pub fn key_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.key.serialize_pem())
     }
 
     /// The CA certificate as clients trust it (DER).

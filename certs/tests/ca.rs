@@ -155,6 +155,22 @@ fn load_round_trips_and_leaves_chain_to_the_original_file() {
     assert_eq!(common::aki(&x), common::ski(&parse(ca.cert_der())));
 }
 
+/// The in-memory key is the key `write_pem` writes, and with the certificate loads as this CA.
+#[test]
+fn key_pem_is_the_written_key_and_loads_with_the_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertificateAuthority::generate(DEFAULT_CA_VALIDITY).unwrap();
+    let key = ca.key_pem();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let files = ca.write_pem(&dir.path().join("written")).unwrap();
+    assert_eq!(std::fs::read_to_string(&files.key).unwrap(), key.as_str());
+    let (cert_path, key_path) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert_path, ca.cert_pem()).unwrap();
+    std::fs::write(&key_path, key.as_bytes()).unwrap();
+    let loaded = CertificateAuthority::load(&cert_path, &key_path).unwrap();
+    assert_eq!(loaded.cert_der(), ca.cert_der());
+}
+
 fn openssl_ca(dir: &std::path::Path, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (dir.join("o.pem"), dir.join("o.key"));
     let status = Command::new("openssl")

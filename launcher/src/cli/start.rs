@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use launcher::docker::{self, images, run, topology};
 use launcher::manifest::catalog::{home_dir, Catalog};
@@ -67,7 +68,66 @@ fn options(args: &StartArgs, home: &std::path::Path) -> Options {
     }
 }
 
+/// What `prepare` leaves to do: nothing more (dry run, not confirmed), or a launch.
+enum Prepared {
+    Done(u8),
+    Launch(Box<Ready>),
+}
+
+/// Everything a launch needs, checked and confirmed; nothing is created yet.
+struct Ready {
+    docker: bollard::Docker,
+    plan: Plan,
+    runtime: Option<String>,
+    tokens: Vec<(String, secrecy::SecretString)>,
+}
+
 pub async fn run(args: StartArgs) -> Result<u8> {
+    // First, before any work: from here on SIGINT/SIGTERM/SIGHUP are caught and lead to
+    // an orderly exit (with teardown once something exists), never to the default kill that
+    // would leave a half-made bottle behind.
+    let mut signals = Signals::register().context("installing the signal handlers")?;
+    let prepared = tokio::select! {
+        prepared = prepare(&args) => prepared?,
+        () = signals.recv() => {
+            eprintln!("claude-bottle: interrupted; nothing was started");
+            return Ok(EXIT_INTERRUPTED);
+        }
+    };
+    let ready = match prepared {
+        Prepared::Done(code) => return Ok(code),
+        Prepared::Launch(ready) => *ready,
+    };
+    let Ready {
+        docker,
+        plan,
+        runtime,
+        tokens,
+    } = ready;
+    let mut created = topology::Created::new(docker.clone());
+    let outcome = tokio::select! {
+        result = launch_and_run(&docker, &plan, runtime.as_deref(), &tokens, &mut created) => Some(result),
+        () = signals.recv() => None,
+    };
+    drop(tokens);
+    let failures = created.teardown().await;
+    for failure in &failures {
+        eprintln!("claude-bottle: cleanup failed for {failure}");
+    }
+    match outcome {
+        None => {
+            eprintln!("claude-bottle: interrupted; bottle {} removed", plan.id);
+            Ok(EXIT_INTERRUPTED)
+        }
+        Some(Ok(code)) => Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(EXIT_LAUNCHER_FAILED)),
+        Some(Err(e)) => Err(e.into()),
+    }
+}
+
+/// Resolves the agent, builds the plan, reads the tokens, asks, and gets Docker and the images
+/// ready. Creates no bottle resource (an imported image is a cache, kept across bottles), so a
+/// signal may drop it at any point.
+async fn prepare(args: &StartArgs) -> Result<Prepared> {
     let home = home_dir()?;
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let catalog = Catalog::discover(&home, &cwd);
@@ -88,10 +148,10 @@ pub async fn run(args: StartArgs) -> Result<u8> {
         Err(_) => format!("{}:<proxy binary not found>", images::SIDECAR_REPO),
     };
     let id = plan::new_id(&resolved.agent.name);
-    let mut plan = plan::build(&resolved, &id, &sidecar, &options(&args, &home));
+    let mut plan = plan::build(&resolved, &id, &sidecar, &options(args, &home));
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&plan)?);
-        return Ok(0);
+        return Ok(Prepared::Done(0));
     }
     let proxy = proxy?;
     for (name, dir) in &plan.skill_dirs {
@@ -103,9 +163,11 @@ pub async fn run(args: StartArgs) -> Result<u8> {
     }
     let tokens = topology::read_tokens(&plan)?;
     eprint!("{}", preflight(&plan));
-    if !confirmed(args.yes)? {
+    // On a blocking thread, so a signal while the question waits for its answer is still seen.
+    let yes = args.yes;
+    if !tokio::task::spawn_blocking(move || confirmed(yes)).await?? {
         eprintln!("claude-bottle: not started");
-        return Ok(1);
+        return Ok(Prepared::Done(1));
     }
     let docker = docker::connect().await?;
     let runtime = docker::pick_runtime(&docker).await;
@@ -117,24 +179,12 @@ pub async fn run(args: StartArgs) -> Result<u8> {
             plan.images.agent
         );
     }
-    let mut created = topology::Created::new(docker.clone());
-    let outcome = tokio::select! {
-        result = launch_and_run(&docker, &plan, runtime.as_deref(), &tokens, &mut created) => Some(result),
-        () = shutdown_signal() => None,
-    };
-    drop(tokens);
-    let failures = created.teardown().await;
-    for failure in &failures {
-        eprintln!("claude-bottle: cleanup failed for {failure}");
-    }
-    match outcome {
-        None => {
-            eprintln!("claude-bottle: interrupted; bottle {} removed", plan.id);
-            Ok(EXIT_INTERRUPTED)
-        }
-        Some(Ok(code)) => Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(EXIT_LAUNCHER_FAILED)),
-        Some(Err(e)) => Err(e.into()),
-    }
+    Ok(Prepared::Launch(Box::new(Ready {
+        docker,
+        plan,
+        runtime,
+        tokens,
+    })))
 }
 
 async fn launch_and_run(
@@ -149,19 +199,30 @@ async fn launch_and_run(
     run::run_agent(docker, &agent, interactive).await
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-        _ = hup.recv() => {},
+/// The signals that end a bottle (Ctrl-C, `kill`, a closed terminal), each handled the same
+/// way: teardown, then exit status 130.
+struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next of them to arrive.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {},
+            _ = self.term.recv() => {},
+            _ = self.hup.recv() => {},
+        }
     }
 }
 

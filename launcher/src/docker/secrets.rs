@@ -1,11 +1,13 @@
-//! Route tokens: read from the host environment, handed to the sidecar as private files.
+//! Route tokens and the CA key: handed to the sidecar as private files, from memory.
 //!
 //! Why files and not container environment: a container's `Env` is shown by `docker inspect`
 //! to anyone who can reach the Docker socket, and the proxy's `/proc/<pid>/environ` keeps the
 //! original block for the life of the process. Instead, after the sidecar is created and before
 //! it starts, one file per token is uploaded to `/run/bottle-secrets/<token_ref>`, mode 0400,
-//! owned by the user the proxy runs as; the proxy config names it with `token_file`. The archive
-//! is built in a fixed, zeroized buffer (no reallocation leaves copies behind).
+//! owned by the user the proxy runs as; the proxy config names it with `token_file`. The CA key
+//! goes the same way (0600, from `CertificateAuthority::key_pem`), so it never touches the
+//! host's disk. Each archive is built in a fixed, zeroized buffer (no reallocation leaves copies
+//! behind).
 
 use bollard::container::UploadToContainerOptions;
 use bollard::Docker;
@@ -14,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::rootfs::tar_header;
 use super::DockerError;
-use crate::plan::{secret_path, Plan, SIDECAR_SECRETS_DIR};
+use crate::plan::{secret_path, Plan, SIDECAR_CA_KEY, SIDECAR_DIR, SIDECAR_SECRETS_DIR};
 
 /// Tar block size: every header and every file's data (padded) is a multiple of it.
 const BLOCK: usize = 512;
@@ -52,52 +54,79 @@ pub fn secrets_tar(
     if tokens.is_empty() {
         return Ok(None);
     }
+    let dir = SIDECAR_SECRETS_DIR.trim_start_matches('/');
+    let (parent, _) = dir.split_once('/').unwrap_or((dir, ""));
+    let files: Vec<(String, &[u8], u32)> = tokens
+        .iter()
+        .map(|(name, value)| {
+            let path = secret_path(name).trim_start_matches('/').to_owned();
+            (path, value.expose_secret().as_bytes(), 0o400)
+        })
+        .collect();
+    private_tar(&[(parent, 0o755, 0), (dir, 0o500, uid)], &files, uid).map(Some)
+}
+
+/// The archive holding the sidecar's CA key (`SIDECAR_CA_KEY`, 0600, owned by `uid`), built
+/// from the key in memory: no key file is ever written on the host.
+pub fn ca_key_tar(
+    key_pem: &Zeroizing<String>,
+    uid: u64,
+) -> Result<Zeroizing<Vec<u8>>, DockerError> {
+    let path = SIDECAR_CA_KEY.trim_start_matches('/');
+    let dir = SIDECAR_DIR.trim_start_matches('/');
+    let (parent, _) = dir.split_once('/').unwrap_or((dir, ""));
+    let files = [(path.to_owned(), key_pem.as_bytes(), 0o600)];
+    private_tar(&[(parent, 0o755, 0), (dir, 0o755, 0)], &files, uid)
+}
+
+/// A tar of `dirs` (path, mode, owner) and `files` (path, data, mode; owned by `uid`:`uid`),
+/// paths relative to `/`, built in a fixed, zeroized buffer.
+fn private_tar(
+    dirs: &[(&str, u32, u64)],
+    files: &[(String, &[u8], u32)],
+    uid: u64,
+) -> Result<Zeroizing<Vec<u8>>, DockerError> {
     // Upper bound: per entry a header, a possible GNU long-name header and its padded name
-    // block(s), and the padded data; two directories; the end-of-archive blocks. Writing past it
-    // is an error, never a reallocation.
+    // block(s), and the padded data; the directories; the end-of-archive blocks. Writing past it
+    // is an error, never a reallocation (which would leave a copy of the data behind).
     let padded = |n: usize| n.div_ceil(BLOCK) * BLOCK;
-    let size = tokens.iter().fold(8 * BLOCK, |acc, (name, value)| {
-        let path = secret_path(name).len() + 1;
-        acc + 2 * BLOCK + padded(path) + padded(value.expose_secret().len())
+    let dirs_size = dirs.iter().fold(0, |acc, (path, _, _)| {
+        acc + 2 * BLOCK + padded(path.len() + 2)
     });
+    let size = files
+        .iter()
+        .fold(4 * BLOCK + dirs_size, |acc, (path, data, _)| {
+            acc + 2 * BLOCK + padded(path.len() + 1) + padded(data.len())
+        });
     let mut buf = Zeroizing::new(vec![0u8; size]);
-    let io = |e: std::io::Error| DockerError::Other(format!("building the secrets archive: {e}"));
+    let io = |e: std::io::Error| DockerError::Other(format!("building a private archive: {e}"));
     let written = {
         let mut builder = tar::Builder::new(std::io::Cursor::new(&mut buf[..]));
-        let dir = SIDECAR_SECRETS_DIR.trim_start_matches('/');
-        let (parent, _) = dir.split_once('/').unwrap_or((dir, ""));
-        for (path, mode, owner) in [(parent, 0o755, 0), (dir, 0o500, uid)] {
-            let mut header = tar_header(mode, owner, owner, tar::EntryType::Directory, 0);
+        for (path, mode, owner) in dirs {
+            let mut header = tar_header(*mode, *owner, *owner, tar::EntryType::Directory, 0);
             builder
                 .append_data(&mut header, format!("{path}/"), std::io::empty())
                 .map_err(io)?;
         }
-        for (name, value) in tokens {
-            let data = value.expose_secret().as_bytes();
-            let mut header = tar_header(0o400, uid, uid, tar::EntryType::Regular, data.len());
-            let path = secret_path(name);
-            builder
-                .append_data(&mut header, path.trim_start_matches('/'), data)
-                .map_err(io)?;
+        for (path, data, mode) in files {
+            let mut header = tar_header(*mode, uid, uid, tar::EntryType::Regular, data.len());
+            builder.append_data(&mut header, path, *data).map_err(io)?;
         }
         let cursor = builder.into_inner().map_err(io)?;
         usize::try_from(cursor.position()).unwrap_or(size)
     };
     buf.truncate(written);
-    Ok(Some(buf))
+    Ok(buf)
 }
 
-/// Uploads the token files into the (created, not yet started) container `id`. The archive's
-/// buffer is zeroized when the Docker client drops its last reference to it.
-pub async fn upload_tokens(
+/// Uploads a private archive into the (created, not yet started) container `id`. The buffer is
+/// zeroized when the Docker client drops its last reference to it.
+async fn upload_private(
     docker: &Docker,
     id: &str,
-    tokens: &[(String, SecretString)],
-    uid: u64,
+    tar: Zeroizing<Vec<u8>>,
+    what: &str,
 ) -> Result<(), DockerError> {
-    let Some(tar) = secrets_tar(tokens, uid)? else {
-        return Ok(());
-    };
     let opts = UploadToContainerOptions {
         path: "/".to_owned(),
         ..Default::default()
@@ -105,9 +134,30 @@ pub async fn upload_tokens(
     docker
         .upload_to_container(id, Some(opts), bytes::Bytes::from_owner(tar))
         .await
-        .map_err(DockerError::api(format!(
-            "copying the route tokens into {id}"
-        )))
+        .map_err(DockerError::api(format!("copying {what} into {id}")))
+}
+
+/// Uploads the token files into the (created, not yet started) container `id`.
+pub async fn upload_tokens(
+    docker: &Docker,
+    id: &str,
+    tokens: &[(String, SecretString)],
+    uid: u64,
+) -> Result<(), DockerError> {
+    match secrets_tar(tokens, uid)? {
+        Some(tar) => upload_private(docker, id, tar, "the route tokens").await,
+        None => Ok(()),
+    }
+}
+
+/// Uploads the CA key into the (created, not yet started) sidecar `id`.
+pub async fn upload_ca_key(
+    docker: &Docker,
+    id: &str,
+    key_pem: &Zeroizing<String>,
+    uid: u64,
+) -> Result<(), DockerError> {
+    upload_private(docker, id, ca_key_tar(key_pem, uid)?, "the CA key").await
 }
 
 #[cfg(test)]
@@ -151,5 +201,36 @@ mod tests {
             ]
         );
         assert!(secrets_tar(&[], 65534).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_ca_key_archive_is_one_private_file_built_from_memory() {
+        let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY).unwrap();
+        let key = ca.key_pem();
+        let tar = ca_key_tar(&key, 65534).unwrap();
+        assert_eq!(tar.len() % BLOCK, 0);
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let h = entry.header();
+            let meta = (h.mode().unwrap(), h.uid().unwrap());
+            let path = entry.path().unwrap().display().to_string();
+            let mut body = String::new();
+            entry.read_to_string(&mut body).unwrap();
+            seen.push((path, meta, body));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                ("etc/".to_owned(), (0o755, 0), String::new()),
+                ("etc/egress-proxy/".to_owned(), (0o755, 0), String::new()),
+                (
+                    "etc/egress-proxy/ca.key".to_owned(),
+                    (0o600, 65534),
+                    key.to_string()
+                ),
+            ]
+        );
     }
 }

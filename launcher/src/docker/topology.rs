@@ -12,7 +12,6 @@ use bollard::network::ConnectNetworkOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
 use secrecy::SecretString;
-use zeroize::Zeroizing;
 
 pub use super::created::Created;
 use super::images::PROXY_IN_IMAGE;
@@ -33,25 +32,6 @@ fn labels(plan: &Plan, role: &str) -> std::collections::HashMap<String, String> 
     let mut all = plan.labels.clone();
     all.push((LABEL_ROLE.to_owned(), role.to_owned()));
     label_map(&all)
-}
-
-/// A fresh CA for this bottle, as PEM bytes (cert, key). The files pass through a private 0700
-/// temp dir that is deleted before this returns: the key then lives only in the sidecar.
-fn fresh_ca() -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), DockerError> {
-    let dir = tempfile::Builder::new()
-        .prefix("claude-bottle-ca-")
-        .tempdir()
-        .map_err(|e| DockerError::Other(format!("creating the CA temp dir: {e}")))?;
-    let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY)?;
-    let files = ca.write_pem(&dir.path().join("ca"))?;
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| DockerError::Other(format!("{}: {e}", p.display())))
-    };
-    let cert = read(&files.cert)?;
-    let key = Zeroizing::new(read(&files.key)?);
-    dir.close()
-        .map_err(|e| DockerError::Other(format!("removing the CA temp dir: {e}")))?;
-    Ok((cert, key))
 }
 
 fn hardened(runtime: Option<&str>) -> HostConfig {
@@ -93,6 +73,9 @@ async fn upload(docker: &Docker, id: &str, fs: &Rootfs) -> Result<(), DockerErro
 
 /// Creates networks and the sidecar, waits until the proxy is ready, then creates (not starts) the
 /// agent. Returns the agent container id.
+///
+/// The CA is made here, in memory: its key reaches the sidecar in a zeroized archive and is
+/// never written on the host.
 pub async fn launch(
     docker: &Docker,
     plan: &Plan,
@@ -100,7 +83,7 @@ pub async fn launch(
     tokens: &[(String, SecretString)],
     created: &mut Created,
 ) -> Result<String, DockerError> {
-    let (ca_cert, ca_key) = fresh_ca()?;
+    let ca = certs::CertificateAuthority::generate(certs::DEFAULT_CA_VALIDITY)?;
     create_network(
         created,
         &plan.networks.internal,
@@ -127,19 +110,17 @@ pub async fn launch(
     );
     let mut files = Rootfs::new();
     files.add_file(plan::SIDECAR_CONFIG, config.into_bytes(), 0o644)?;
-    files.add_file(plan::SIDECAR_CA_CERT, ca_cert.clone(), 0o644)?;
-    files.add_owned_file(
-        plan::SIDECAR_CA_KEY,
-        ca_key.to_vec(),
-        0o600,
-        SIDECAR_UID,
-        SIDECAR_UID,
+    files.add_file(
+        plan::SIDECAR_CA_CERT,
+        ca.cert_pem().as_bytes().to_vec(),
+        0o644,
     )?;
     for (i, path) in plan.upstream_cas.iter().enumerate() {
         files.copy_host_file(path, &plan::upstream_ca_path(i), 0o644)?;
     }
     upload(docker, &sidecar, &files).await?;
     drop(files);
+    secrets::upload_ca_key(docker, &sidecar, &ca.key_pem(), SIDECAR_UID).await?;
     let egress = ConnectNetworkOptions {
         container: sidecar.clone(),
         endpoint_config: EndpointSettings::default(),
@@ -156,7 +137,7 @@ pub async fn launch(
         .await
         .map_err(DockerError::api("starting the sidecar"))?;
     wait_ready(docker, &sidecar).await?;
-    create_agent(docker, plan, runtime, &ca_cert, created).await
+    create_agent(docker, plan, runtime, ca.cert_pem().as_bytes(), created).await
 }
 
 async fn create_sidecar(

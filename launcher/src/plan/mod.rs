@@ -13,7 +13,7 @@ use crate::manifest::{rules, Resolved, Role};
 pub use agent_env::{AgentFile, AGENT_HOME, CA_PATH_IN_AGENT, PLACEHOLDER_TOKEN};
 pub use proxy_config::{
     clients_toml, proxy_config_toml, secret_path, upstream_ca_path, SIDECAR_CA_CERT,
-    SIDECAR_CA_KEY, SIDECAR_CONFIG, SIDECAR_SECRETS_DIR,
+    SIDECAR_CA_KEY, SIDECAR_CONFIG, SIDECAR_DIR, SIDECAR_SECRETS_DIR,
 };
 
 /// Hosts every bottle may reach: what Claude Code itself needs.
