@@ -1,4 +1,5 @@
-//! A real bottle on the real engine: exit codes, env hygiene, teardown after exit and after SIGINT.
+//! A real bottle on the real engine: exit codes, env hygiene, teardown after exit and after
+//! SIGINT or SIGQUIT.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -87,6 +88,40 @@ async fn exit_code_is_propagated_and_everything_is_removed() {
     );
 }
 
+/// The agent container of the bottle labelled `label` once it runs, inspected; `None` when the
+/// launcher exits first or `START_DEADLINE` passes.
+async fn running_agent(
+    docker: &bollard::Docker,
+    label: &str,
+    child: &mut std::process::Child,
+) -> Option<bollard::models::ContainerInspectResponse> {
+    let deadline = Instant::now() + START_DEADLINE;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return None; // the launcher is done: the agent will not run now
+        }
+        let (containers, _) = resources(docker, label).await;
+        for name in containers {
+            // Gone since the listing (a torn-down start): the launcher's output says why.
+            let Some(info) = inspect_if_present(docker, &name).await else {
+                continue;
+            };
+            let labels = info
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default();
+            if labels.get("claude-bottle.role").map(String::as_str) == Some("agent")
+                && info.state.as_ref().and_then(|s| s.running) == Some(true)
+            {
+                return Some(info);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_env_and_inspect_hold_no_token() {
     let Some(docker) = docker_or_skip("agent_env_and_inspect_hold_no_token").await else {
@@ -121,31 +156,19 @@ async fn agent_env_and_inspect_hold_no_token() {
         .spawn()
         .unwrap();
     // Inspect the agent while it runs: env, cmd, labels, everything Docker knows about it.
-    let deadline = Instant::now() + START_DEADLINE;
-    let mut inspected = None;
-    while Instant::now() < deadline && inspected.is_none() {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            break; // the launcher is done: the agent will not run now
+    let inspected = running_agent(&docker, &label, &mut child).await;
+    // Interrupt only once the agent has printed everything (its output is what is checked).
+    if let Some(id) = inspected.as_ref().and_then(|i| i.id.clone()) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline
+            && !containers::stdout_so_far(&docker, &id)
+                .await
+                .contains("END CERTIFICATE")
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (containers, _) = resources(&docker, &label).await;
-        for name in containers {
-            // Gone since the listing (a torn-down start): the launcher's output below says why.
-            let Some(info) = inspect_if_present(&docker, &name).await else {
-                continue;
-            };
-            let labels = info
-                .config
-                .as_ref()
-                .and_then(|c| c.labels.clone())
-                .unwrap_or_default();
-            if labels.get("claude-bottle.role").map(String::as_str) == Some("agent")
-                && info.state.as_ref().and_then(|s| s.running) == Some(true)
-            {
-                inspected = Some(serde_json::to_string(&info).unwrap());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let inspected = inspected.map(|info| serde_json::to_string(&info).unwrap());
     let _ = std::process::Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())
@@ -190,5 +213,62 @@ async fn agent_env_and_inspect_hold_no_token() {
         home.leftover_tmp().is_empty(),
         "CA files left: {:?}",
         home.leftover_tmp()
+    );
+}
+
+/// SIGQUIT (Ctrl-\) ends a bottle like SIGINT: everything removed, exit status 130 (its
+/// default action would kill the launcher and leave the bottle running).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigquit_tears_the_bottle_down() {
+    let Some(docker) = docker_or_skip("sigquit_tears_the_bottle_down").await else {
+        return;
+    };
+    let image = standin_agent_image(&docker).await;
+    let run = unique("run");
+    let label = format!("{TEST_LABEL}={run}");
+    let _cleanup = Cleanup {
+        label: label.clone(),
+    };
+    let home = Home::new("---\n---\n", AGENT);
+    let mut child = home
+        .command(&[
+            "start",
+            "tester",
+            "--yes",
+            "--agent-image",
+            &image,
+            "--label",
+            &label,
+            "--",
+            "sleep",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ran = running_agent(&docker, &label, &mut child).await.is_some();
+    let _ = std::process::Command::new("kill")
+        .arg("-QUIT")
+        .arg(child.id().to_string())
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        ran,
+        "the agent never ran; launcher stderr:\n{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    let (containers, networks) = resources(&docker, &label).await;
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "left after SIGQUIT: {containers:?} {networks:?}"
     );
 }

@@ -83,7 +83,7 @@ struct Ready {
 }
 
 pub async fn run(args: StartArgs) -> Result<u8> {
-    // First, before any work: from here on SIGINT/SIGTERM/SIGHUP are caught and lead to
+    // First, before any work: from here on SIGINT/SIGTERM/SIGHUP/SIGQUIT are caught and lead to
     // an orderly exit (with teardown once something exists), never to the default kill that
     // would leave a half-made bottle behind.
     let mut signals = Signals::register().context("installing the signal handlers")?;
@@ -199,12 +199,13 @@ async fn launch_and_run(
     run::run_agent(docker, &agent, interactive).await
 }
 
-/// The signals that end a bottle (Ctrl-C, `kill`, a closed terminal), each handled the same
-/// way: teardown, then exit status 130.
+/// The signals that end a bottle (Ctrl-C, `kill`, a closed terminal, Ctrl-\), each handled
+/// the same way: teardown, then exit status 130.
 struct Signals {
     int: Signal,
     term: Signal,
     hup: Signal,
+    quit: Signal,
 }
 
 impl Signals {
@@ -213,6 +214,7 @@ impl Signals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
         })
     }
 
@@ -222,6 +224,7 @@ impl Signals {
             _ = self.int.recv() => {},
             _ = self.term.recv() => {},
             _ = self.hup.recv() => {},
+            _ = self.quit.recv() => {},
         }
     }
 }
