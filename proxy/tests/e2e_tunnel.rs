@@ -245,28 +245,10 @@ fn sigterm_drains_and_exits_cleanly() {
     assert!(graceful && status.success(), "{status:?}");
 }
 
-/// A hand-made TLS 1.3 ClientHello record naming `sni`, plus `extra` extensions.
+/// A hand-made ClientHello naming `sni`, plus `extra` extensions.
 fn client_hello(sni: &str, extra: &[u8]) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut exts = vec![0, 0];
-    exts.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
-    exts.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    exts.push(0);
-    exts.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    exts.extend_from_slice(name);
-    exts.extend_from_slice(extra);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-    body.extend_from_slice(&exts);
-    let mut msg = vec![1, 0];
-    msg.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    msg.extend_from_slice(&body);
-    let mut rec = vec![22, 3, 1];
-    rec.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&msg);
-    rec
+    use testkit::tls_hello::{client_hello_record, sni_extension};
+    client_hello_record(&[sni_extension(&[(0, sni.as_bytes())]), extra.to_vec()].concat())
 }
 
 /// A passthrough tunnel is decided by the outer SNI; with an encrypted ClientHello the server a

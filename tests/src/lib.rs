@@ -9,6 +9,7 @@
 pub mod ca;
 pub mod clients;
 pub mod proxy;
+pub mod tls_hello;
 pub mod upstream;
 
 pub use ca::TestCa;

@@ -16,6 +16,12 @@ use tokio::task::JoinHandle;
 
 use super::is_not_found;
 
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Network,
+    Container,
+}
+
 /// Resources a bottle created (by name), in creation order; torn down in reverse.
 pub struct Created {
     docker: Docker,
@@ -45,10 +51,7 @@ impl Created {
         T: Send + 'static,
         F: Future<Output = Result<T, bollard::errors::Error>> + Send + 'static,
     {
-        self.networks.push(name.to_owned());
-        let result = self.call(create).await;
-        forget_if_taken(&mut self.networks, name, &result);
-        result
+        self.record(Kind::Network, name, create).await
     }
 
     /// Records container `name`, then runs `create` (the call that makes it, given a client).
@@ -61,10 +64,30 @@ impl Created {
         T: Send + 'static,
         F: Future<Output = Result<T, bollard::errors::Error>> + Send + 'static,
     {
-        self.containers.push(name.to_owned());
+        self.record(Kind::Container, name, create).await
+    }
+
+    async fn record<T, F>(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        create: impl FnOnce(Docker) -> F,
+    ) -> Result<T, bollard::errors::Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, bollard::errors::Error>> + Send + 'static,
+    {
+        self.names(kind).push(name.to_owned());
         let result = self.call(create).await;
-        forget_if_taken(&mut self.containers, name, &result);
+        forget_if_taken(self.names(kind), name, &result);
         result
+    }
+
+    fn names(&mut self, kind: Kind) -> &mut Vec<String> {
+        match kind {
+            Kind::Network => &mut self.networks,
+            Kind::Container => &mut self.containers,
+        }
     }
 
     /// Runs one create call in its own task (kept in `calls` for teardown to wait on).

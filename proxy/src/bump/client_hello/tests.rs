@@ -236,35 +236,7 @@ fn bounds_and_wrong_messages_are_refused_early() {
     ));
 }
 
-/// Build a ClientHello record by hand with the given raw extensions block contents.
-fn hello_with_extensions(exts: &[u8]) -> Vec<u8> {
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-    body.extend_from_slice(exts);
-    let mut msg = vec![1, 0];
-    msg.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    msg.extend_from_slice(&body);
-    let mut rec = vec![22, 3, 1];
-    rec.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&msg);
-    rec
-}
-
-fn sni_ext(names: &[(u8, &[u8])]) -> Vec<u8> {
-    let mut list = Vec::new();
-    for (kind, name) in names {
-        list.push(*kind);
-        list.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        list.extend_from_slice(name);
-    }
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&((list.len() + 2) as u16).to_be_bytes());
-    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
-    ext.extend_from_slice(&list);
-    ext
-}
+use testkit::tls_hello::{client_hello_record as hello_with_extensions, sni_extension as sni_ext};
 
 #[test]
 fn ambiguous_or_bad_names_are_malformed() {
