@@ -11,7 +11,6 @@
 mod support;
 
 use bollard::container::{Config, CreateContainerOptions};
-use bollard::network::CreateNetworkOptions;
 use bollard::Docker;
 use futures_util::FutureExt;
 use launcher::docker::topology::{self, Created};
@@ -40,21 +39,6 @@ fn labels(label: &str) -> HashMap<String, String> {
     HashMap::from([(k.to_owned(), v.to_owned())])
 }
 
-/// A network `name` made out of band, standing for one the engine made for a create call whose
-/// answer the launcher never read.
-async fn network(docker: &Docker, name: &str, label: &str) {
-    docker
-        .create_network(CreateNetworkOptions {
-            name: name.to_owned(),
-            driver: "bridge".to_owned(),
-            internal: true,
-            labels: labels(label),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-}
-
 async fn network_exists(docker: &Docker, name: &str) -> bool {
     docker.inspect_network::<String>(name, None).await.is_ok()
 }
@@ -73,10 +57,10 @@ async fn a_launch_dropped_in_its_first_create_call_leaves_nothing() {
     };
     let home = Home::new("---\n---\n", AGENT);
     let plan = plan(&home, &label);
-    network(&docker, &plan.networks.internal, &label).await;
     let mut created = Created::new(docker.clone());
     // Exactly one poll runs the launch up to its first create call (the internal network), which
-    // is then dropped in flight, as `start`'s select! drops it on a signal.
+    // is then dropped in flight, as `start`'s select! drops it on a signal. The engine still
+    // makes the network; teardown must wait for that call and remove it.
     let cut = topology::launch(&docker, &plan, None, &[], &mut created).now_or_never();
     assert!(
         cut.is_none(),
@@ -138,6 +122,17 @@ async fn teardown_waits_for_a_create_its_caller_dropped_and_spares_a_taken_name(
     let refused = created.container(&taken, create(&taken)).await;
     assert!(refused.is_err(), "a second container with one name");
 
+    // Taken too, but the 409 comes back after its caller was dropped: still someone else's.
+    let taken_late = format!("cbt-{run}-taken-late");
+    create(&taken_late)(docker.clone()).await.unwrap();
+    let dropped_taken = created
+        .container(&taken_late, create(&taken_late))
+        .now_or_never();
+    assert!(
+        dropped_taken.is_none(),
+        "the create call finished in one poll"
+    );
+
     // Recorded, never made (the call failed): a 404 at teardown, not a failure.
     let never = created
         .network(&format!("cbt-{run}-never"), |_| async {
@@ -155,5 +150,9 @@ async fn teardown_waits_for_a_create_its_caller_dropped_and_spares_a_taken_name(
     assert!(
         inspect_if_present(&docker, &taken).await.is_some(),
         "teardown removed a container it had not created"
+    );
+    assert!(
+        inspect_if_present(&docker, &taken_late).await.is_some(),
+        "teardown removed a container whose 409 nobody read"
     );
 }

@@ -16,6 +16,9 @@ use tokio::task::JoinHandle;
 
 use super::is_not_found;
 
+/// How long teardown waits for create calls still running after their caller was dropped.
+const CREATE_CALL_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Network,
@@ -27,8 +30,9 @@ pub struct Created {
     docker: Docker,
     containers: Vec<String>,
     networks: Vec<String>,
-    /// Create calls started, possibly still running after their caller was dropped.
-    calls: Vec<JoinHandle<()>>,
+    /// Create calls started, possibly still running after their caller was dropped; each
+    /// task ends with whether the engine said the name was taken (409).
+    calls: Vec<(Kind, String, JoinHandle<bool>)>,
 }
 
 impl Created {
@@ -78,8 +82,10 @@ impl Created {
         F: Future<Output = Result<T, bollard::errors::Error>> + Send + 'static,
     {
         self.names(kind).push(name.to_owned());
-        let result = self.call(create).await;
-        forget_if_taken(self.names(kind), name, &result);
+        let result = self.call(kind, name, create).await;
+        if is_taken(&result) {
+            forget(self.names(kind), name);
+        }
         result
     }
 
@@ -93,18 +99,24 @@ impl Created {
     /// Runs one create call in its own task (kept in `calls` for teardown to wait on).
     async fn call<T, F>(
         &mut self,
+        kind: Kind,
+        name: &str,
         create: impl FnOnce(Docker) -> F,
     ) -> Result<T, bollard::errors::Error>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, bollard::errors::Error>> + Send + 'static,
     {
-        self.calls.retain(|c| !c.is_finished());
+        self.calls.retain(|(_, _, c)| !c.is_finished());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let call = create(self.docker.clone());
-        self.calls.push(tokio::spawn(async move {
-            let _ = tx.send(call.await);
-        }));
+        let task = tokio::spawn(async move {
+            let result = call.await;
+            let taken = is_taken(&result);
+            let _ = tx.send(result);
+            taken
+        });
+        self.calls.push((kind, name.to_owned(), task));
         match rx.await {
             Ok(result) => result,
             // The task ended without an answer: it panicked (bollard's own bug).
@@ -116,10 +128,27 @@ impl Created {
     /// (force-removing containers first). Returns the failures; a resource already gone (or
     /// never made) is not a failure.
     pub async fn teardown(&mut self) -> Vec<String> {
-        for call in self.calls.drain(..) {
-            let _ = call.await;
-        }
         let mut failures = Vec::new();
+        // A create call cut off by a signal normally answers in well under a second; a hung
+        // engine must not hold the user's Ctrl-C for bollard's whole API timeout. Past the
+        // bound, removal goes ahead (`claude-bottle stop` sweeps by label what comes later).
+        let calls: Vec<_> = self.calls.drain(..).collect();
+        let deadline = tokio::time::Instant::now() + CREATE_CALL_WAIT;
+        let mut slow = false;
+        for (kind, name, call) in calls {
+            match tokio::time::timeout_at(deadline, call).await {
+                // A 409 nobody waited for: the name is someone else's, not ours to remove.
+                Ok(Ok(true)) => forget(self.names(kind), &name),
+                Ok(_) => {}
+                Err(_) => slow = true,
+            }
+        }
+        if slow {
+            failures.push(format!(
+                "a create call was still running after {} s; `claude-bottle stop <bottle id>` removes anything it made later",
+                CREATE_CALL_WAIT.as_secs()
+            ));
+        }
         for name in self.containers.drain(..).rev() {
             let opts = bollard::container::RemoveContainerOptions {
                 force: true,
@@ -143,20 +172,21 @@ impl Created {
     }
 }
 
-/// Takes `name` back off `list` when the engine answered 409: the name belongs to something
-/// that existed before, which is not ours to remove. (An answer nobody waited for any more is
-/// not seen here, and teardown removes by name.)
-fn forget_if_taken<T>(
-    list: &mut Vec<String>,
-    name: &str,
-    result: &Result<T, bollard::errors::Error>,
-) {
-    if let Err(bollard::errors::Error::DockerResponseServerError {
-        status_code: 409, ..
-    }) = result
-    {
-        if let Some(i) = list.iter().rposition(|n| n == name) {
-            list.remove(i);
-        }
+/// The engine answered 409: the name belongs to something that existed before, which is not
+/// ours to remove.
+fn is_taken<T>(result: &Result<T, bollard::errors::Error>) -> bool {
+    matches!(
+        result,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        })
+    )
+}
+
+/// Takes `name` back off `list` (see `is_taken`).
+fn forget(list: &mut Vec<String>, name: &str) {
+    if let Some(i) = list.iter().rposition(|n| n == name) {
+        list.remove(i);
     }
 }

@@ -64,13 +64,20 @@ pub fn from_ipam(
             .parse()
             .map_err(|_| format!("the engine reports an unreadable subnet {subnet:?}"))?;
         allow.push(net.trunc());
-        if let Some(gw) = gateway.as_deref().filter(|g| !g.is_empty()) {
-            let addr = gw.split_once('/').map_or(gw, |(a, _)| a);
-            let ip: IpAddr = addr
-                .parse()
-                .map_err(|_| format!("the engine reports an unreadable gateway {gw:?}"))?;
-            deny.push(IpNet::from(ip));
-        }
+        let gw = match gateway.as_deref().filter(|g| !g.is_empty()) {
+            Some(gw) => {
+                let addr = gw.split_once('/').map_or(gw, |(a, _)| a);
+                addr.parse::<IpAddr>()
+                    .map_err(|_| format!("the engine reports an unreadable gateway {gw:?}"))?
+            }
+            // An empty gateway in the inspect output does not mean the host has no address on
+            // the bridge (docker/for-linux#568): deny the first host address, the one Docker
+            // gives the bridge by default. Fail closed, never open.
+            None => first_host(&net).ok_or_else(|| {
+                format!("the engine reports no gateway for {net} and it has no host address")
+            })?,
+        };
+        deny.push(IpNet::from(gw));
     }
     if allow.is_empty() {
         return Err(
@@ -79,6 +86,16 @@ pub fn from_ipam(
         );
     }
     Ok((allow, deny))
+}
+
+/// The subnet's first address after the network address (`172.20.0.1` in `172.20.0.0/16`,
+/// `fd00::1` in `fd00::/64`), where Docker puts the bridge unless told otherwise.
+fn first_host(net: &IpNet) -> Option<IpAddr> {
+    let ip = match net.network() {
+        IpAddr::V4(a) => IpAddr::V4(u32::from(a).checked_add(1)?.into()),
+        IpAddr::V6(a) => IpAddr::V6(u128::from(a).checked_add(1)?.into()),
+    };
+    net.contains(&ip).then_some(ip)
 }
 
 #[cfg(test)]
@@ -107,7 +124,10 @@ mod tests {
         assert!(from_ipam(&[(None, Some("172.20.0.1".into()))]).is_err());
         assert!(from_ipam(&[pair("not-a-net", "172.20.0.1")]).is_err());
         assert!(from_ipam(&[pair("172.20.0.0/16", "gw")]).is_err());
+        // No gateway reported: the bridge's default address is denied anyway.
         let (_, deny) = from_ipam(&[(Some("172.20.0.0/16".into()), None)]).unwrap();
-        assert!(deny.is_empty());
+        assert_eq!(deny, ["172.20.0.1/32".parse::<IpNet>().unwrap()]);
+        let (_, deny) = from_ipam(&[pair("fd00:2::/64", "")]).unwrap();
+        assert_eq!(deny, ["fd00:2::1/128".parse::<IpNet>().unwrap()]);
     }
 }
