@@ -66,7 +66,9 @@ async fn answer(req: &Request<Incoming>, proxy: &Proxy) -> Response<ProxyBody> {
                 misses: s.misses,
                 size: s.size,
             };
-            let mut resp = body::response(StatusCode::OK, proxy.metrics.render(figures));
+            let mut text = proxy.metrics.render(figures);
+            proxy.shards.render(&mut text);
+            let mut resp = body::response(StatusCode::OK, text);
             resp.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -22,4 +22,5 @@ pub mod body;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod shard;
 pub mod state;

@@ -160,7 +160,9 @@ fn run(path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> anyhow::Res
     // Everything that reads the environment runs before the runtime starts its worker threads:
     // `remove_var` must not race another thread's `getenv` (the resolver's, say).
     let setup = Setup::load(path, listen)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Single-threaded: this thread is shard 0, and `server::start` starts one more shard
+    // thread per further core (see egress_proxy::shard).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve(setup))

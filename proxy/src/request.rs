@@ -309,7 +309,7 @@ pub async fn exchange(
         http1_only: http1_upstream,
         credentialed,
     };
-    let sent = proxy.upstream.send(upstream_req, route).await;
+    let sent = proxy.upstream().send(upstream_req, route).await;
     if let Some(refusal) = body_refusal(&shared, target, &event.method) {
         event.bytes_up = up.load(Ordering::Relaxed);
         return match refusal {

@@ -20,7 +20,12 @@ pub struct Proxy {
     pub policy: Arc<Policy>,
     pub resolver: Arc<Resolver>,
     pub certs: certs::CertCache,
-    pub upstream: Upstream,
+    /// One upstream client (and so one connection pool) per shard, so a pooled connection is
+    /// only ever used by the thread that opened it (see `shard`): shard 0's, then the others'.
+    upstream: Upstream,
+    shard_upstreams: Vec<Upstream>,
+    /// Which shard serves each new connection (see `shard`).
+    pub shards: crate::shard::Shards,
     pub audit: audit::Sink,
     pub metrics: Arc<Metrics>,
     pub inspector: Arc<Inspector>,
@@ -36,7 +41,11 @@ pub struct Parts {
     pub policy: Arc<Policy>,
     pub resolver: Arc<Resolver>,
     pub certs: certs::CertCache,
+    /// Shard 0's upstream client.
     pub upstream: Upstream,
+    /// Shards 1.. each get their own (empty with one shard).
+    pub shard_upstreams: Vec<Upstream>,
+    pub shards: crate::shard::Shards,
     pub audit: audit::Sink,
     pub inspector: Arc<Inspector>,
     pub injector: Injector,
@@ -51,6 +60,8 @@ impl Proxy {
             resolver: p.resolver,
             certs: p.certs,
             upstream: p.upstream,
+            shard_upstreams: p.shard_upstreams,
+            shards: p.shards,
             audit: p.audit,
             inspector: p.inspector,
             injector: p.injector,
@@ -58,6 +69,14 @@ impl Proxy {
             clients: p.clients,
             metrics: Arc::new(Metrics::default()),
             conn_ids: AtomicU64::new(1),
+        }
+    }
+
+    /// The upstream client of the shard this thread serves.
+    pub fn upstream(&self) -> &Upstream {
+        match crate::shard::index() {
+            0 => &self.upstream,
+            i => self.shard_upstreams.get(i - 1).unwrap_or(&self.upstream),
         }
     }
 

@@ -90,6 +90,39 @@ fn open_tunnels_are_counted_until_they_close() {
     wait_for("the gauge to drop", || active_connections(&b) == 0);
 }
 
+/// The open connections of each shard (thread), from `/metrics`.
+fn shard_connections(b: &Bench) -> Vec<i64> {
+    let admin = b.proxy.admin_addr().expect("admin listener");
+    let text = testkit::Curl::new(format!("http://{admin}/metrics"))
+        .run()
+        .unwrap()
+        .text();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("egress_shard_connections{shard=\""))
+        .map(|l| l.rsplit(' ').next().unwrap().trim().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn concurrent_connections_are_spread_over_the_shards_and_each_works() {
+    let b = Bench::with(Setup {
+        env: vec![("TOKIO_WORKER_THREADS".into(), "3".into())],
+        ..Setup::default()
+    });
+    assert_eq!(shard_connections(&b), vec![0, 0, 0]);
+    // Each tunnel is held open after its request went through, so the next one is assigned
+    // while the earlier ones still count: one per shard, whichever thread accepted it.
+    let mut tunnels: Vec<Child> = (0..3).map(|_| open_tunnel(&b, &b.ca())).collect();
+    assert_eq!(shard_connections(&b), vec![1, 1, 1]);
+    for t in &mut tunnels {
+        t.kill().unwrap();
+        t.wait().unwrap();
+    }
+    wait_for("every shard to be empty", || {
+        shard_connections(&b) == vec![0, 0, 0]
+    });
+}
+
 #[test]
 fn sigterm_closes_an_idle_bumped_tunnel_at_once() {
     let mut b = Bench::start();

@@ -19,6 +19,7 @@ use crate::metrics::ConnectionGuard;
 struct Slot {
     _permit: OwnedSemaphorePermit,
     _open: ConnectionGuard,
+    _load: crate::shard::Load,
 }
 
 #[derive(Clone)]
@@ -40,6 +41,7 @@ impl Lease {
     pub(super) fn new(
         permit: OwnedSemaphorePermit,
         open: ConnectionGuard,
+        load: crate::shard::Load,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Lease {
@@ -49,6 +51,7 @@ impl Lease {
             _slot: Arc::new(Slot {
                 _permit: permit,
                 _open: open,
+                _load: load,
             }),
         }
     }

@@ -18,7 +18,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::limits::MAX_CONNECTIONS;
 use crate::state::Proxy;
 pub(crate) use lease::serve_until_shutdown;
 pub use lease::Lease;
@@ -45,19 +44,20 @@ where
     type Fut = Fut;
 }
 
-/// Accepts until `shutdown`, at most `MAX_CONNECTIONS` at once; each connection runs `serve`
+/// Accepts until `shutdown`, at most as many connections at once as `slots` holds (shared by
+/// every shard accepting from the same listener); each connection runs `serve`
 /// under a `Lease` (its slot, counted until every task serving it ends; tracked so shutdown can
 /// wait for it). Shared by the proxy and the routes listeners, so `[clients]` guards both: a
 /// peer it refuses is closed before anything is read (see `clients`).
 pub async fn serve<S: Serve>(
     listener: TcpListener,
+    slots: Arc<Semaphore>,
     proxy: Arc<Proxy>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     serve: S,
 ) {
     let serve = Arc::new(serve);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         // Waiting for a slot before accepting pushes overload back onto the kernel's listen
         // queue instead of growing tasks without bound.
@@ -86,12 +86,41 @@ pub async fn serve<S: Serve>(
         };
         let _ = stream.set_nodelay(true);
         let cx = ClientCx { conn, peer };
-        let lease = Lease::new(
-            permit,
-            proxy.metrics.connection_opened(),
-            shutdown.clone(),
-            tracker.clone(),
-        );
-        lease.spawn(serve(stream, cx, Arc::clone(&proxy), lease.clone()));
+        let load = proxy.shards.assign();
+        let shard = load.shard();
+        let start = {
+            let (serve, proxy, shutdown, tracker) = (
+                Arc::clone(&serve),
+                Arc::clone(&proxy),
+                shutdown.clone(),
+                tracker.clone(),
+            );
+            move |stream: TcpStream| {
+                let lease = Lease::new(
+                    permit,
+                    proxy.metrics.connection_opened(),
+                    load,
+                    shutdown,
+                    tracker,
+                );
+                lease.spawn(serve(stream, cx, proxy, lease.clone()));
+            }
+        };
+        if shard == crate::shard::index() {
+            start(stream);
+            continue;
+        }
+        // Another shard serves it: the socket leaves this runtime's reactor and joins that
+        // one's (see `shard`).
+        match stream.into_std() {
+            Ok(stream) => proxy.shards.send(
+                shard,
+                Box::new(move || match TcpStream::from_std(stream) {
+                    Ok(stream) => start(stream),
+                    Err(e) => tracing::warn!(conn, error = %e, "hand-over to a shard failed"),
+                }),
+            ),
+            Err(e) => tracing::warn!(conn, error = %e, "hand-over to a shard failed"),
+        }
     }
 }
