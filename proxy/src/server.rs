@@ -143,17 +143,14 @@ pub async fn start(
         admin_listen = l.local_addr().ok();
         tokio::spawn(crate::admin::serve(l, Arc::clone(&proxy), shutdown.clone()));
     }
-    let routes = match &config.routes_listen {
-        Some(addr) => Some(bind(*addr).await?),
+    let routes = match config.routes_listen {
+        Some(addr) => Some(into_std(bind(addr).await?, addr)?),
         None => None,
     };
     let routes_listen = routes.as_ref().and_then(|l| l.local_addr().ok());
     let shared = Listeners {
         proxy: into_std(listener, config.listen)?,
-        routes: match routes {
-            Some(l) => Some(into_std(l, routes_listen.unwrap_or(config.listen))?),
-            None => None,
-        },
+        routes,
         proxy_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         routes_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
     };

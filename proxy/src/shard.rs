@@ -87,10 +87,6 @@ impl Shards {
         (Shards { inboxes, open }, receivers)
     }
 
-    pub fn count(&self) -> usize {
-        self.inboxes.len()
-    }
-
     /// The shard that should serve a new connection: the one with the fewest open, the
     /// lowest-numbered on a tie. So a light load (one agent, one connection at a time) stays on
     /// shard 0 with one warm upstream pool, whichever thread the kernel woke for the accept.

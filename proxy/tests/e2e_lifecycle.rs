@@ -40,12 +40,17 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn active_connections(b: &Bench) -> i64 {
+/// The proxy's `/metrics` text.
+fn metrics(b: &Bench) -> String {
     let admin = b.proxy.admin_addr().expect("admin listener");
-    let text = testkit::Curl::new(format!("http://{admin}/metrics"))
+    testkit::Curl::new(format!("http://{admin}/metrics"))
         .run()
         .unwrap()
-        .text();
+        .text()
+}
+
+fn active_connections(b: &Bench) -> i64 {
+    let text = metrics(b);
     text.lines()
         .find_map(|l| l.strip_prefix("egress_active_connections "))
         .and_then(|v| v.trim().parse().ok())
@@ -92,12 +97,8 @@ fn open_tunnels_are_counted_until_they_close() {
 
 /// The open connections of each shard (thread), from `/metrics`.
 fn shard_connections(b: &Bench) -> Vec<i64> {
-    let admin = b.proxy.admin_addr().expect("admin listener");
-    let text = testkit::Curl::new(format!("http://{admin}/metrics"))
-        .run()
-        .unwrap()
-        .text();
-    text.lines()
+    metrics(b)
+        .lines()
         .filter_map(|l| l.strip_prefix("egress_shard_connections{shard=\""))
         .map(|l| l.rsplit(' ').next().unwrap().trim().parse().unwrap())
         .collect()
