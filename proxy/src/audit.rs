@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+mod json;
 mod sink;
 pub use sink::Sink;
 
@@ -24,6 +25,18 @@ pub enum Kind {
     Route,
 }
 
+impl Kind {
+    /// The serde name (lowercase), for the hand-written line in `json`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Connect => "connect",
+            Kind::Request => "request",
+            Kind::Tunnel => "tunnel",
+            Kind::Route => "route",
+        }
+    }
+}
+
 /// The outcome of a decision.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -33,7 +46,19 @@ pub enum Decision {
     Error,
 }
 
-/// One audit line. Field names are a public contract (scripts parse them).
+impl Decision {
+    /// The serde name (lowercase), for the hand-written line in `json`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Error => "error",
+        }
+    }
+}
+
+/// One audit line. Field names are a public contract (scripts parse them). `Serialize` is the
+/// reference form; `json::write_event` writes the same bytes faster (tested to agree).
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub time: String,
@@ -149,7 +174,7 @@ impl Sink {
     /// logged, never fatal to the request: the decision was already enforced.
     pub fn emit(&self, mut event: Event) {
         event.stamp();
-        let pushed = self.push_with(|buf| serde_json::to_writer(buf, &event));
+        let pushed = self.push_with(|buf| json::write_event(&event, buf));
         if let Err(e) = pushed {
             tracing::error!(error = %e, "audit event not serializable");
         }
