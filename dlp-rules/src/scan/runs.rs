@@ -14,6 +14,11 @@ impl Engine {
     /// scans the results one level deeper. `only_plus`: just the base64 runs containing `+`
     /// (raw bytes of a form, whose other runs the decoded view already covers).
     pub(super) fn scan_runs(&self, view: &[u8], depth: u8, only_plus: bool, out: &mut Vec<Hit>) {
+        // No run fits (hex runs lie inside base64 runs): most header lines and paths end here,
+        // before the buffers and the block classification are set up.
+        if view.len() < base64::MIN_RUN {
+            return;
+        }
         let mut chars_buf = Vec::new();
         let mut cmap = PosMap::default();
         let mut dec = Vec::new();
