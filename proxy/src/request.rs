@@ -478,16 +478,12 @@ fn path_and_query(uri: &Uri) -> String {
 
 /// The Host header (HTTP/1) or `:authority` (HTTP/2) must name the tunnel's host and port.
 fn authority_matches(req: &Request<Incoming>, t: &Target, proxy: &Proxy) -> Result<(), String> {
-    let from_uri = req.uri().authority().map(|a| a.as_str().to_owned());
-    let from_host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
+    let from_uri = req.uri().authority().map(|a| a.as_str());
+    let from_host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
     let mut seen = false;
     for authority in [from_uri, from_host].into_iter().flatten() {
         seen = true;
-        if !proxy.policy.same_target(&authority, 443, t) {
+        if !proxy.policy.same_target(authority, 443, t) {
             return Err(format!(
                 "request names {authority:?} inside a tunnel opened for {}",
                 t.authority()

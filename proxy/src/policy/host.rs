@@ -118,6 +118,25 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// Splits and normalizes an authority `host[:port]` (IPv6 bracketed); a missing port means
 /// `default_port`. Userinfo and empty ports are rejected.
 pub fn parse_authority(authority: &str, default_port: u16) -> Result<(Host, u16), HostError> {
+    let (host, port) = split_authority(authority, default_port)?;
+    Ok((Host::parse(host)?, port))
+}
+
+/// Whether `parse_authority(authority, default_port)` yields `(host, port)`. A name spelled
+/// exactly as `host` already is, that `Host::parse` would take as it stands (the fast path's
+/// conditions and the same checks), is compared without building a `Host`: every request in a
+/// tunnel names its host in this form.
+pub fn authority_is(authority: &str, default_port: u16, host: &Host, port: u16) -> bool {
+    if let (Host::Name(name), Ok((h, p))) = (host, split_authority(authority, default_port)) {
+        if h == name && is_already_ascii(h) && !ends_in_number(h) && validate_name(h).is_ok() {
+            return p == port;
+        }
+    }
+    parse_authority(authority, default_port).is_ok_and(|(h, p)| h == *host && p == port)
+}
+
+/// The host part (unparsed) and port of an authority; the port checks of `parse_authority`.
+fn split_authority(authority: &str, default_port: u16) -> Result<(&str, u16), HostError> {
     let (host, port) = if authority.starts_with('[') {
         let close = authority.find(']').ok_or(HostError::InvalidIpv6)?;
         let (h, rest) = authority.split_at(close + 1);
@@ -144,7 +163,7 @@ pub fn parse_authority(authority: &str, default_port: u16) -> Result<(Host, u16)
     if port == 0 {
         return Err(HostError::InvalidPort);
     }
-    Ok((Host::parse(host)?, port))
+    Ok((host, port))
 }
 
 /// Whether UTS 46 maps `input` to itself: lower-case letters, digits, `-`, `_` and dots, and no
@@ -432,6 +451,47 @@ mod tests {
             "a:b:c",
         ] {
             assert!(parse_authority(bad, 443).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn authority_is_agrees_with_parse_authority() {
+        let hosts = [
+            Host::Name("example.com".into()),
+            Host::Name("example.com.".into()),
+            Host::Name("xn--bcher-kva.example".into()),
+            Host::Name("my_service_1".into()),
+            Host::Name("1.2".into()),
+            Host::Name("-bad".into()),
+            ip("127.0.0.1"),
+            ip("::1"),
+        ];
+        let authorities = [
+            "example.com",
+            "example.com:443",
+            "example.com:8443",
+            "EXAMPLE.com",
+            "example.com.:443",
+            "example.com.",
+            "xn--bcher-kva.example",
+            "bücher.example:443",
+            "my_service_1:443",
+            "1.2",
+            "-bad",
+            "127.0.0.1",
+            "0x7f.1:443",
+            "[::1]:443",
+            "example.com:0",
+            "example.com:",
+            "",
+        ];
+        for h in &hosts {
+            for a in authorities {
+                for port in [443, 8443] {
+                    let want = parse_authority(a, 443).is_ok_and(|(x, p)| x == *h && p == port);
+                    assert_eq!(authority_is(a, 443, h, port), want, "{a:?} {h:?} {port}");
+                }
+            }
         }
     }
 

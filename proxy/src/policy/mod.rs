@@ -200,8 +200,7 @@ impl Policy {
     /// names the same normalized host and port as `target`; a missing port means `default_port`.
     /// Used to refuse domain fronting inside a tunnel.
     pub fn same_target(&self, authority: &str, default_port: u16, target: &Target) -> bool {
-        host::parse_authority(authority, default_port)
-            .is_ok_and(|(h, p)| h == target.host && p == target.port)
+        host::authority_is(authority, default_port, &target.host, target.port)
     }
 
     /// True if two authorities (e.g. the Host header and the absolute-form URI) name the same
