@@ -162,9 +162,7 @@ fn run(path: Option<&Path>, listen: Option<std::net::SocketAddr>) -> anyhow::Res
     let setup = Setup::load(path, listen)?;
     // Single-threaded: this thread is shard 0, and `server::start` starts one more shard
     // thread per further core (see egress_proxy::shard).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = egress_proxy::shard::runtime()?;
     runtime.block_on(serve(setup))
 }
 

@@ -242,10 +242,7 @@ fn start_shard(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(), ServerError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| ServerError::Shard { index, source })?;
+    let runtime = crate::shard::runtime().map_err(|source| ServerError::Shard { index, source })?;
     let (proxy, shutdown, tracker) = (Arc::clone(proxy), shutdown.clone(), tracker.clone());
     std::thread::Builder::new()
         .name(format!("egress-shard-{index}"))

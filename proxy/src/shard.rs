@@ -48,6 +48,24 @@ pub fn default_count() -> usize {
         .map_or(1, NonZeroUsize::get)
 }
 
+/// Scheduler ticks between two polls of a shard's I/O driver (tokio's default: 61). A shard
+/// runs one task at a time; a connection that is always ready (a large upload being decrypted,
+/// scanned and re-encrypted) yields after each coop budget, but with the default the shard
+/// ran dozens of such slices before it noticed that another connection's bytes had arrived.
+/// Measured (docs/PERFORMANCE.md, run 13): small requests beside a 256 MiB upload on the same
+/// shard waited up to 78-239 ms (p99.9 57-72 ms) with 61, 26-33 ms (p99.9 13-20 ms) with 16,
+/// 36-52 ms (p99.9 8.5-9.8 ms) with 4; keep-alive throughput did not move measurably with 16 and
+/// may have lost a few percent with 4.
+pub const EVENT_INTERVAL: u32 = 16;
+
+/// A shard's runtime: single-threaded, every driver on, I/O polled every `EVENT_INTERVAL` ticks.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .event_interval(EVENT_INTERVAL)
+        .build()
+}
+
 /// Work handed to a shard: starts serving one connection on the shard's runtime.
 pub type Job = Box<dyn FnOnce() + Send>;
 
