@@ -40,18 +40,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # wait until 127.0.0.1:$1 accepts, or fail after ~15 s
-    local i
-    for i in $(seq 150); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+# free_port, wait_port, mkcert, origin_certs, egress_config
+. "$ROOT/benches/lib.sh"
 
 # ---------------------------------------------------------------- install (skipped when present)
 HAVE_SQUID=1 HAVE_MITM=1 WHY_SQUID="" WHY_MITM=""
@@ -100,17 +90,7 @@ LOAD_START=$(uptime | sed 's/.*load average: //')
 
 # ---------------------------------------------------------------- test CA, nginx
 cd "$WORK"
-mkcert() { # $1 = file prefix, $2 = CN: a P-256 CA
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -keyout "$1.key" -out "$1.pem" -subj "/CN=$2" \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-}
-mkcert origin-ca "origin bench CA"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout origin.key -out origin.csr \
-    -subj "/CN=$HOST" 2>/dev/null
-printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' "$HOST" >origin.ext
-openssl x509 -req -in origin.csr -CA origin-ca.pem -CAkey origin-ca.key -CAcreateserial -days 2 \
-    -extfile origin.ext -out origin.pem 2>/dev/null
+origin_certs "$HOST"
 
 NGINX_PORT=$(free_port)
 STATUS_PORT=$(free_port)
@@ -247,22 +227,7 @@ fi
 EGRESS_IDLE=- EGRESS_IDLE_ANON=- EGRESS_AFTER=- EGRESS_HWM=-
 if want egress; then
     mkdir -p egress
-    "$EGRESS_BIN" ca init --dir "$WORK/egress" >/dev/null
-    cat >egress/config.toml <<EOF
-listen = "127.0.0.1:0"
-audit = "${EGRESS_AUDIT:-$WORK/egress/audit.jsonl}"
-[ca]
-cert = "ca.pem"
-key = "ca.key"
-[egress]
-allow = ["$HOST:$NGINX_PORT"]
-[upstream]
-extra_roots = ["$WORK/origin-ca.pem"]
-[upstream.hosts]
-"$HOST" = "127.0.0.1"
-[dlp]
-mode = "${EGRESS_DLP_MODE:-block}"
-EOF
+    egress_config "$WORK/egress" "127.0.0.1:0" "${EGRESS_AUDIT:-$WORK/egress/audit.jsonl}" "$HOST" "$NGINX_PORT" "$WORK/origin-ca.pem"
     # TOKIO_WORKER_THREADS only when asked: unset, tokio uses one worker per core.
     env ${EGRESS_WORKERS:+TOKIO_WORKER_THREADS=$EGRESS_WORKERS} RUST_LOG="${EGRESS_RUST_LOG:-info}" "$EGRESS_BIN" run --config "$WORK/egress/config.toml" \
         >/dev/null 2>"$WORK/egress/stderr.log" &

@@ -42,28 +42,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    local i
-    for i in $(seq 150); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+# free_port, wait_port, origin_certs, egress_config
+. "$ROOT/benches/lib.sh"
 
 # ---------------------------------------------------------------- origin: nginx, TLS, /upload
 cd "$WORK"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -keyout origin-ca.key -out origin-ca.pem -subj "/CN=stall bench CA" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout origin.key -out origin.csr \
-    -subj "/CN=$HOST" 2>/dev/null
-printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$HOST" >origin.ext
-openssl x509 -req -in origin.csr -CA origin-ca.pem -CAkey origin-ca.key -CAcreateserial -days 2 \
-    -extfile origin.ext -out origin.pem 2>/dev/null
+origin_certs "$HOST"
 mkdir -p www tmp
 head -c 1024 /dev/zero | tr '\0' 'a' >www/hello.txt
 NGINX_PORT=$(free_port)
@@ -110,23 +94,8 @@ with open("upload.json", "wb") as f:
 PY
 
 # ---------------------------------------------------------------- egress-proxy
-"$EGRESS_BIN" ca init --dir "$WORK/egress" >/dev/null
 EPORT=$(free_port)
-cat >egress/config.toml <<EOF
-listen = "127.0.0.1:$EPORT"
-audit = "/dev/null"
-[ca]
-cert = "ca.pem"
-key = "ca.key"
-[egress]
-allow = ["$HOST:$NGINX_PORT"]
-[upstream]
-extra_roots = ["$WORK/origin-ca.pem"]
-[upstream.hosts]
-"$HOST" = "127.0.0.1"
-[dlp]
-mode = "${EGRESS_DLP_MODE:-block}"
-EOF
+egress_config "$WORK/egress" "127.0.0.1:$EPORT" /dev/null "$HOST" "$NGINX_PORT" "$WORK/origin-ca.pem"
 
 PROXY=(-x "http://127.0.0.1:$EPORT" --cacert "$WORK/egress/ca.pem")
 URL="https://$HOST:$NGINX_PORT"

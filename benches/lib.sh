@@ -1,0 +1,49 @@
+# Shared by the load scripts (proxy_load.sh, upload_stall.sh): ports, the origin's test
+# certificates and egress-proxy's config. Sourced, not run; the caller sets `set -euo pipefail`.
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # wait until 127.0.0.1:$1 accepts, or fail after ~15 s
+    local i
+    for i in $(seq 150); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+mkcert() { # $1 = file prefix, $2 = CN: a P-256 CA
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -keyout "$1.key" -out "$1.pem" -subj "/CN=$2" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+}
+
+origin_certs() { # $1 = host name: origin-ca.{pem,key} and a leaf origin.{pem,key} in the current directory
+    mkcert origin-ca "origin bench CA"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout origin.key -out origin.csr \
+        -subj "/CN=$1" 2>/dev/null
+    printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' "$1" >origin.ext
+    openssl x509 -req -in origin.csr -CA origin-ca.pem -CAkey origin-ca.key -CAcreateserial -days 2 \
+        -extfile origin.ext -out origin.pem 2>/dev/null
+}
+
+egress_config() { # $1 = dir (CA made there), $2 = listen, $3 = audit path, $4 = host, $5 = origin port, $6 = origin CA
+    "$EGRESS_BIN" ca init --dir "$1" >/dev/null
+    cat >"$1/config.toml" <<CFG
+listen = "$2"
+audit = "$3"
+[ca]
+cert = "ca.pem"
+key = "ca.key"
+[egress]
+allow = ["$4:$5"]
+[upstream]
+extra_roots = ["$6"]
+[upstream.hosts]
+"$4" = "127.0.0.1"
+[dlp]
+mode = "${EGRESS_DLP_MODE:-block}"
+CFG
+}
