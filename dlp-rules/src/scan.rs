@@ -91,7 +91,9 @@ impl Engine {
         // Patterns written against the encoded form (a SAS `sig=...%3D` in a URL) must still
         // match it: each window is re-run on the lower layers wherever decoding changed its bytes.
         // Keyword hits come from the decoded view, so this costs only regex time in windows.
-        if layers >= 1 {
+        // Nothing to re-run when the raw view holds no `%` and is not a form and the view was
+        // decoded once (JSON escapes only, the usual LLM body): skip mapping every window back.
+        if layers == 2 || (layers == 1 && (pct_raw || form)) {
             let (mut gated_v1, mut gated_raw) = (Gated::default(), Gated::default());
             for &(r, ws, we) in &wins {
                 let (s1, e1) = if layers == 2 {
