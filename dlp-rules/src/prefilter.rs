@@ -1,8 +1,8 @@
 //! Keyword prefilter, in two parts.
 //!
 //! Literals of 4+ bytes (nearly all): a stride-2 3-gram filter. Each literal is anchored on two
-//! adjacent 3-grams (the pair least common in prose and code); wherever it occurs, one of them is
-//! on an even position, so only even positions are hashed into a 32 KiB byte table (a byte per
+//! 3-grams an odd distance apart (the pair least common in prose and code); wherever it occurs,
+//! one of them is on an even position, so only even positions are hashed into a 32 KiB byte table (a byte per
 //! slot, not a bit: the test is one load instead of a shift-and-mask, which cut the filter's
 //! instructions by 40 %). A set slot is checked against a bucketed anchor table and a full
 //! compare. One pass for all literals, whatever their count: measured 10x faster than Teddy on
@@ -116,18 +116,35 @@ fn commonness(g: &[u8]) -> u32 {
     c
 }
 
+/// The offsets `j < k` of the two 3-grams a literal (4+ bytes) is anchored on. `k - j` is odd,
+/// so wherever the literal occurs one of them lies on an even position, the only positions the
+/// scan hashes. Every occurrence of either gram in the text costs a check, so the pair is the
+/// one whose commoner gram is rarest (then the rarer pair). Any odd distance, not just adjacent
+/// grams: `;password=` is all common grams in between but `;pa` and `rd=` are 7 apart, and
+/// `secret_` need not be anchored on `ret`.
+fn anchor_pair(lit: &[u8]) -> (usize, usize) {
+    let scores: Vec<u32> = lit.windows(3).map(commonness).collect();
+    let mut best = (u32::MAX, u32::MAX, 0, 1);
+    for (j, &a) in scores.iter().enumerate() {
+        for (k, &b) in scores.iter().enumerate().skip(j + 1).step_by(2) {
+            if (a.max(b), a + b) < (best.0, best.1) {
+                best = (a.max(b), a + b, j, k);
+            }
+        }
+    }
+    (best.2, best.3)
+}
+
 impl QGram {
-    /// Each literal (4+ bytes) is anchored on two adjacent 3-grams at offsets `j`, `j + 1`, the
-    /// rarest such pair: one of them lies on an even position wherever the literal occurs, so
+    /// Each literal (4+ bytes) is anchored on two 3-grams an odd distance apart
+    /// (`anchor_pair`): one of them lies on an even position wherever the literal occurs, so
     /// hashing only even positions finds every occurrence.
     fn build(lits: Vec<Literal>) -> QGram {
         let mut grams: Slots = Box::new([0; SLOTS]);
         let mut anchors = Vec::new();
         for (i, (lit, _)) in lits.iter().enumerate() {
-            let j = (0..=lit.len() - 4)
-                .min_by_key(|&j| commonness(&lit[j..j + 3]) + commonness(&lit[j + 1..j + 4]))
-                .unwrap_or(0);
-            for off in [j, j + 1] {
+            let (j, k) = anchor_pair(lit);
+            for off in [j, k] {
                 let g = gram(&lit[off..]);
                 grams[hash15(g)] = 1;
                 anchors.push(Anchor {
@@ -346,6 +363,43 @@ mod tests {
         assert!(seen.contains(&(2, Target::Rule(0))));
         assert!(seen.contains(&(2, Target::Rule(1))));
         assert!(seen.contains(&(5, Target::Rule(2))));
+    }
+
+    /// Every pack keyword at both parities (and more): the anchor pair must put one gram on an
+    /// even position wherever the keyword starts, whatever pair `anchor_pair` picked.
+    #[test]
+    fn every_pack_literal_is_found_at_every_offset() {
+        let e = crate::engine::Engine::builtin().unwrap();
+        let p = &e.prefilter;
+        assert!(p.qgram.lits.len() > 200);
+        for (lit, targets) in &p.qgram.lits {
+            for pad in 0..5 {
+                let mut hay = vec![b'~'; pad];
+                hay.extend_from_slice(lit);
+                hay.push(b'~');
+                let mut found = false;
+                p.for_each_hit(&hay, |s, e, ts| {
+                    found |= s == pad && e == pad + lit.len() && ts == targets.as_slice();
+                });
+                assert!(found, "{:?} at {pad}", String::from_utf8_lossy(lit));
+            }
+        }
+    }
+
+    #[test]
+    fn anchor_pairs_are_an_odd_distance_apart() {
+        for lit in [
+            &b"abcd"[..],
+            b";password=",
+            b"sk-ant-api03-",
+            b"AKIA",
+            b"token = \"cio",
+        ] {
+            let (j, k) = anchor_pair(lit);
+            assert!(j < k && (k - j) % 2 == 1 && k + 3 <= lit.len(), "{lit:?}");
+        }
+        // The rare ends of a keyword whose middle is all common English.
+        assert_eq!(anchor_pair(b";password="), (0, 7));
     }
 
     #[test]
