@@ -135,8 +135,14 @@ pub(crate) fn gram_hash(b0: u8, b1: u8, b2: u8) -> usize {
     usize::from(x.wrapping_mul(GRAM_MUL) >> 1)
 }
 
-const GRAM_MIX: u16 = 0x5BD1;
-const GRAM_MUL: u16 = 0x9E37;
+/// The hash's two constants. Any odd pair is correct; these were picked (from 300 random pairs)
+/// for how few grams of real text land on the pack keywords' anchor slots: a text gram that
+/// shares a slot with an anchor costs a check like a true anchor does. Scored on JSON-encoded
+/// Python and Rust sources, checked on other text (Markdown, the bench corpora): 35-40 % fewer
+/// such collisions than the previous pair, whose slots happened to catch `ase` and `rma`
+/// (docs/DLP.md, session 12). Rules added later keep correctness; only this speed may drift.
+const GRAM_MIX: u16 = 0xBCF1;
+const GRAM_MUL: u16 = 0x7D51;
 
 /// `gram_hash` of the grams starting at the even offsets `0, 2, .., 14` of `chunk`.
 #[inline(always)]
