@@ -29,50 +29,91 @@ pub(crate) struct Normalized {
 }
 
 /// Decodes `hay` into `out` (cleared first), recording re-alignment points in `map`.
+///
+/// Escape starters are found a 64-byte block at a time: each block's mask is computed once and
+/// its bits taken in order, so an escape costs a bit scan, not a search (JSON-encoded source
+/// code has one every ~30 bytes). The text between escapes is copied when the next escape is
+/// decoded; a starter that is not an escape (`%zz`, a lone `\`) stays in that text.
 pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut PosMap) -> Normalized {
     let mut percent = false;
     out.clear();
     out.reserve(hay.len());
     map.clear_from(0);
     let mut changed = false;
+    // Input before `pos` is in `out` or consumed by an escape.
     let mut pos = 0;
-    let mut specials = Specials::new(hay, form);
-    while let Some(i) = specials.next_at_or_after(pos) {
-        out.extend_from_slice(&hay[pos..i]);
-        let c = hay[i];
-        let consumed = match c {
-            b'+' => {
-                out.push(b' ');
-                1
+    let mut block = 0;
+    while block < hay.len() {
+        let mut bits = vector::mask_from(hay, block, |b| starters(b, form));
+        while bits != 0 {
+            let i = block + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            // Inside an escape already decoded (the second `\` of `\\`, a `%` in `\u%...`
+            // cannot be: hex digits only; a long escape may end past this block).
+            if i < pos {
+                continue;
             }
-            b'%' => {
-                percent = true;
-                match (
-                    hay.get(i + 1).and_then(|&b| hexval(b)),
-                    hay.get(i + 2).and_then(|&b| hexval(b)),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        3
+            let consumed = match hay[i] {
+                b'\\' => match hay.get(i + 1).map(|&c| SIMPLE[usize::from(c)]) {
+                    Some(simple) if simple != 0 => {
+                        out.extend_from_slice(&hay[pos..i]);
+                        out.push(simple);
+                        2
                     }
-                    _ => 0,
+                    _ => {
+                        let mut buf = [0u8; MAX_OUTPUT];
+                        let (n, len) = backslash(&hay[i..], &mut buf);
+                        if n != 0 {
+                            out.extend_from_slice(&hay[pos..i]);
+                            out.extend_from_slice(&buf[..len]);
+                        }
+                        n
+                    }
+                },
+                b'%' => {
+                    percent = true;
+                    match (
+                        hay.get(i + 1).and_then(|&b| hexval(b)),
+                        hay.get(i + 2).and_then(|&b| hexval(b)),
+                    ) {
+                        (Some(h), Some(l)) => {
+                            out.extend_from_slice(&hay[pos..i]);
+                            out.push(h << 4 | l);
+                            3
+                        }
+                        _ => 0,
+                    }
+                }
+                // `+`, only ever a starter in a form.
+                _ => {
+                    out.extend_from_slice(&hay[pos..i]);
+                    out.push(b' ');
+                    1
+                }
+            };
+            if consumed != 0 {
+                pos = i + consumed;
+                changed = true;
+                if consumed > 1 {
+                    map.push(out.len(), pos);
                 }
             }
-            _ => backslash(&hay[i..], out),
-        };
-        if consumed == 0 {
-            out.push(c);
-            pos = i + 1;
-        } else {
-            pos = i + consumed;
-            changed = true;
-            if consumed > 1 {
-                map.push(out.len(), pos);
-            }
         }
+        block += BLOCK;
     }
     out.extend_from_slice(hay.get(pos..).unwrap_or(&[]));
     Normalized { changed, percent }
+}
+
+/// Escape starters in a block: `\`, `%`, and `+` in a form.
+#[inline(always)]
+fn starters(block: &[u8; BLOCK], form: bool) -> u64 {
+    let m = vector::eq2_mask(block, b'\\', b'%');
+    if form {
+        m | vector::eq2_mask(block, b'+', b'+')
+    } else {
+        m
+    }
 }
 
 /// Decoded byte of the two-byte escape `\c` (0 = not a two-byte escape): a table, since LLM
@@ -91,73 +132,16 @@ static SIMPLE: [u8; 256] = {
     t
 };
 
-/// Escape starters (`\`, `%`, and `+` in a form) found a 64-byte block at a time: a block's mask
-/// is computed once and its bits consumed in order, so an escape every ~80 bytes (LLM JSON)
-/// costs a bit scan instead of a `memchr` call.
-struct Specials<'a> {
-    hay: &'a [u8],
-    form: bool,
-    /// Start of the block that `bits` describes.
-    block: usize,
-    bits: u64,
-}
-
-impl<'a> Specials<'a> {
-    fn new(hay: &'a [u8], form: bool) -> Self {
-        let mut s = Specials {
-            hay,
-            form,
-            block: 0,
-            bits: 0,
-        };
-        s.bits = s.mask_at(0);
-        s
-    }
-
-    /// Starter bits of the 64 bytes from `at` (none past the end of the view).
-    #[inline(always)]
-    fn mask_at(&self, at: usize) -> u64 {
-        vector::mask_from(self.hay, at, |block| self.starters(block))
-    }
-
-    #[inline(always)]
-    fn starters(&self, block: &[u8; BLOCK]) -> u64 {
-        let m = vector::eq2_mask(block, b'\\', b'%');
-        if self.form {
-            m | vector::eq2_mask(block, b'+', b'+')
-        } else {
-            m
-        }
-    }
-
-    /// The first starter at or after `pos`; `pos` only moves forward between calls.
-    #[inline(always)]
-    fn next_at_or_after(&mut self, pos: usize) -> Option<usize> {
-        if pos >= self.block + BLOCK {
-            self.block = pos;
-            self.bits = self.mask_at(pos);
-        } else if pos > self.block {
-            self.bits &= u64::MAX << (pos - self.block);
-        }
-        while self.bits == 0 {
-            self.block += BLOCK;
-            if self.block >= self.hay.len() {
-                return None;
-            }
-            self.bits = self.mask_at(self.block);
-        }
-        Some(self.block + self.bits.trailing_zeros() as usize)
-    }
-}
-
-/// Decodes one backslash escape at the start of `s`; returns bytes consumed (0 = not an escape).
+/// Decodes one backslash escape at the start of `s` into `buf`; returns the bytes consumed
+/// (0 = not an escape) and the bytes written. Nothing is appended to the output until the
+/// escape is known to be one, so a run of non-escapes (`\|` in Markdown) copies nothing.
 #[inline]
-fn backslash(s: &[u8], out: &mut Vec<u8>) -> usize {
-    let Some(&c) = s.get(1) else { return 0 };
+fn backslash(s: &[u8], buf: &mut [u8; MAX_OUTPUT]) -> (usize, usize) {
+    let Some(&c) = s.get(1) else { return (0, 0) };
     let simple = SIMPLE[usize::from(c)];
     if simple != 0 {
-        out.push(simple);
-        return 2;
+        buf[0] = simple;
+        return (2, 1);
     }
     match c {
         b'x' => match (
@@ -165,14 +149,14 @@ fn backslash(s: &[u8], out: &mut Vec<u8>) -> usize {
             s.get(3).and_then(|&b| hexval(b)),
         ) {
             (Some(h), Some(l)) => {
-                out.push(h << 4 | l);
-                4
+                buf[0] = h << 4 | l;
+                (4, 1)
             }
-            _ => 0,
+            _ => (0, 0),
         },
         b'u' => {
             let Some(hi) = hex4(s.get(2..6)) else {
-                return 0;
+                return (0, 0);
             };
             let (cp, used) = if (0xD800..0xDC00).contains(&hi) {
                 match (s.get(6..8), hex4(s.get(8..12))) {
@@ -185,11 +169,9 @@ fn backslash(s: &[u8], out: &mut Vec<u8>) -> usize {
                 (hi, 6)
             };
             let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            used
+            (used, ch.encode_utf8(buf).len())
         }
-        _ => 0,
+        _ => (0, 0),
     }
 }
 
@@ -260,7 +242,12 @@ mod tests {
                     }
                     _ => 0,
                 },
-                b'\\' => backslash(&hay[pos..], &mut out),
+                b'\\' => {
+                    let mut buf = [0u8; MAX_OUTPUT];
+                    let (n, len) = backslash(&hay[pos..], &mut buf);
+                    out.extend_from_slice(&buf[..len]);
+                    n
+                }
                 _ => 0,
             };
             if consumed == 0 {
