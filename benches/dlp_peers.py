@@ -48,12 +48,50 @@ def corpora(d):
     out["source_code"] = "".join(src).encode()
     blob = base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(SIZE * 3 // 4 - 100))).decode()
     out["base64_blob"] = json.dumps({"type": "image", "source": {"type": "base64", "data": blob}}).encode()
+    code = agent_code_json(rnd)
+    if code:
+        out["agent_code"] = code
     paths = {}
     for k, v in out.items():
         paths[k] = os.path.join(d, k + ".txt")
         with open(paths[k], "wb") as f:
             f.write(v)
     return paths
+
+
+def locked_sources():
+    """The .rs files of the registry crates Cargo.lock pins, sorted: the same files wherever this
+    commit was built (cargo's registry checkout), whatever else the registry holds."""
+    with open(os.path.join(ROOT, "Cargo.lock"), "rb") as f:
+        lock = tomllib.load(f)
+    home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    files = []
+    for pkg in lock.get("package", []):
+        if not pkg.get("source", "").startswith("registry+"):
+            continue
+        dirs = sorted(glob.glob(os.path.join(home, "registry/src/*", f"{pkg['name']}-{pkg['version']}")))
+        if dirs:
+            files += glob.glob(os.path.join(dirs[0], "src/**/*.rs"), recursive=True)
+    return sorted(files)
+
+
+def agent_code_json(rnd):
+    """An agent's request as it looks when the agent reads code: tool results carrying real Rust
+    sources (the workspace's locked dependencies), JSON-encoded, so an escape (\\n, \\") every
+    ~30 bytes instead of the prose corpus' ~80. None when the registry checkout is missing."""
+    files = locked_sources()
+    if not files:
+        return None
+    msgs, n = [], 0
+    while n < SIZE - 4096:
+        with open(rnd.choice(files), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        start = rnd.randrange(max(1, len(text) - 16384))
+        m = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{len(msgs):04d}",
+                                          "content": text[start:start + 16384]}]}
+        msgs.append(m)
+        n += len(json.dumps(m))
+    return json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 8192, "messages": msgs}).encode()
 
 
 def rules():
