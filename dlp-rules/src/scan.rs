@@ -44,9 +44,9 @@ impl Engine {
         let mut v2 = Vec::new();
         let mut m2 = PosMap::default();
         let mut layers = 0;
-        // Whether the raw view / the once-decoded view hold a `%` at all (known only when the
-        // escape layer ran; it is not consulted otherwise).
-        let (mut pct_raw, mut pct_v1) = (false, false);
+        // Whether the raw view holds a `%` at all (known only when the escape layer ran; it is
+        // not consulted otherwise).
+        let mut pct_raw = false;
         if escape::needs_normalize(hay, form) {
             let n1 = escape::normalize(hay, form, &mut v1, &mut m1);
             pct_raw = n1.percent;
@@ -54,7 +54,6 @@ impl Engine {
                 layers = 1;
                 if escape::needs_normalize(&v1, false) {
                     let n2 = escape::normalize(&v1, false, &mut v2, &mut m2);
-                    pct_v1 = n2.percent;
                     if n2.changed {
                         layers = 2;
                     }
@@ -101,11 +100,11 @@ impl Engine {
                 } else {
                     (ws, we)
                 };
-                if layers == 2
-                    && e1 - s1 != we - ws
-                    && pct_v1
-                    && memchr::memchr(b'%', &v1[s1..e1]).is_some()
-                {
+                // Whether the bytes behind a window hold a `%` is asked of the positions where
+                // the escape layer saw each `%` land (`PosMap::percent_in`), not searched for
+                // after mapping the window back: in JSON-encoded code that mapping (a binary
+                // search over a checkpoint per escape) was most of this loop.
+                if layers == 2 && e1 - s1 != we - ws && m2.percent_in(ws, we) {
                     let mut mid = Vec::new();
                     self.run_gated(&mut gated_v1, r, &v1, s1, e1, &mut mid);
                     for mut h in mid {
@@ -114,12 +113,15 @@ impl Engine {
                         out.push(h);
                     }
                 }
+                let pct = m1.percent_in(s1, e1);
+                if !pct && !form {
+                    continue;
+                }
                 let (s0, e0) = (m1.map(s1), m1.map(e1));
                 // Only percent-escapes are worth matching in encoded form (URLs, forms); JSON
                 // escapes are not how anyone writes a credential pattern.
                 // In a form, `+` became a space: a secret whose alphabet holds `+` (AWS secret
                 // keys, base64 material) only matches the raw bytes.
-                let pct = pct_raw && memchr::memchr(b'%', &hay[s0..e0]).is_some();
                 let plus = form && memchr::memchr(b'+', &hay[s0..e0]).is_some();
                 if plus || (pct && (e0 - s0 != e1 - s1 || (layers == 2 && e1 - s1 != we - ws))) {
                     self.run_gated(&mut gated_raw, r, hay, s0, e0, out);

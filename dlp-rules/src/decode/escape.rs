@@ -22,7 +22,7 @@ pub(crate) fn needs_normalize(hay: &[u8], form: bool) -> bool {
 pub(crate) struct Normalized {
     /// Some escape was decoded (the output differs from the input).
     pub changed: bool,
-    /// The input holds a `%` (decoded or not). Every `%` is an escape starter the loop visits,
+    /// The input holds a `%` (decoded or not; where each landed is in the `PosMap`). Every `%` is an escape starter the loop visits,
     /// and no escape consumes one, so this costs nothing and spares the scanner a `memchr` per
     /// confirmation window when it asks whether a window's raw bytes were percent-encoded.
     pub percent: bool,
@@ -78,10 +78,15 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
                     ) {
                         (Some(h), Some(l)) => {
                             copy_text(hay, pos, i, out);
+                            map.push_percent(out.len());
                             out.push(h << 4 | l);
                             3
                         }
-                        _ => 0,
+                        _ => {
+                            // Kept as is: it will be copied with the text before the next escape.
+                            map.push_percent(out.len() + (i - pos));
+                            0
+                        }
                     }
                 }
                 // `+`, only ever a starter in a form.
@@ -320,6 +325,17 @@ mod tests {
                 assert_eq!(changed, want_changed, "case {case} form {form}");
                 assert_eq!(map.points[1..], points[..], "case {case} form {form}");
                 assert_eq!(map.map(out.len()), hay.len(), "case {case} form {form}");
+                // `percent_in` answers what searching the mapped-back raw stretch would.
+                for _ in 0..20 {
+                    let a = (rng.next() >> 33) as usize % (out.len() + 1);
+                    let b = a + (rng.next() >> 33) as usize % (out.len() - a + 1);
+                    let raw = &hay[map.map(a)..map.map(b)];
+                    assert_eq!(
+                        map.percent_in(a, b),
+                        raw.contains(&b'%'),
+                        "case {case} form {form} {a}..{b}"
+                    );
+                }
             }
         }
     }

@@ -14,12 +14,31 @@ pub(crate) mod zstd_frames;
 #[derive(Debug, Default, Clone)]
 pub(crate) struct PosMap {
     points: Vec<(u32, u32)>,
+    /// Where each `%` of the parent landed in the view (a decoded `%XX` or a `%` kept as is),
+    /// ascending: whether a stretch of the view came from parent bytes holding a `%` is then a
+    /// search in this short list instead of mapping the stretch back.
+    percents: Vec<u32>,
 }
 
 impl PosMap {
     pub fn clear_from(&mut self, parent_start: usize) {
         self.points.clear();
         self.points.push((0, to_u32(parent_start)));
+        self.percents.clear();
+    }
+
+    /// Records that a parent `%` landed at view position `view` (called in ascending order).
+    pub fn push_percent(&mut self, view: usize) {
+        self.percents.push(to_u32(view));
+    }
+
+    /// Whether the parent bytes behind view positions `start..end` hold a `%` (as recorded by
+    /// `push_percent`). The same as searching `parent[map(start)..map(end)]`: a `%` that landed
+    /// at `v` maps to itself, and `map` is monotonic, so `v` is in `start..end` exactly when the
+    /// `%` is in the mapped stretch.
+    pub fn percent_in(&self, start: usize, end: usize) -> bool {
+        let i = self.percents.partition_point(|&p| (p as usize) < start);
+        self.percents.get(i).is_some_and(|&p| (p as usize) < end)
     }
 
     pub fn push(&mut self, view: usize, parent: usize) {
