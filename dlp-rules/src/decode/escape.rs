@@ -22,9 +22,10 @@ pub(crate) fn needs_normalize(hay: &[u8], form: bool) -> bool {
 pub(crate) struct Normalized {
     /// Some escape was decoded (the output differs from the input).
     pub changed: bool,
-    /// The input holds a `%` (decoded or not; where each landed is in the `PosMap`). Every `%` is an escape starter the loop visits,
-    /// and no escape consumes one, so this costs nothing and spares the scanner a `memchr` per
-    /// confirmation window when it asks whether a window's raw bytes were percent-encoded.
+    /// The input holds a `%` (decoded or not; where each one landed is in the `PosMap`). Every
+    /// `%` is an escape starter the loop visits, and no escape consumes one, so this costs
+    /// nothing and spares the scanner a search per confirmation window when it asks whether a
+    /// window's raw bytes were percent-encoded.
     pub percent: bool,
 }
 
@@ -48,8 +49,9 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
         while bits != 0 {
             let i = block + bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            // Inside an escape already decoded (the second `\` of `\\`, a `%` in `\u%...`
-            // cannot be: hex digits only; a long escape may end past this block).
+            // Inside an escape already decoded: the second `\` of `\\`, or the second half of
+            // a surrogate pair (a long escape may end past this block). Never a `%`: no escape
+            // consumes one.
             if i < pos {
                 continue;
             }
