@@ -112,6 +112,22 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
     Normalized { changed, percent }
 }
 
+/// The earliest parent position at which the starter of the escape between two consecutive
+/// checkpoints of `normalize`'s map (`(view, parent)` before and after it) can lie. Exact for the
+/// escapes that shrink the text by one byte (`\n`, `\"` and the other two-byte escapes: 2 -> 1)
+/// or by two (`%XX`: 3 -> 1), which no other escape does (`\xHH` shrinks by 3, `\uXXXX` by 3 to 5,
+/// a surrogate pair by 8); for those a bound from `MAX_OUTPUT`. The known-secret check looks at
+/// the positions after the starter (`scan/known.rs`); JSON bodies are nearly all two-byte escapes.
+pub(crate) fn escape_start(before: (u32, u32), after: (u32, u32)) -> usize {
+    let ((v0, p0), (v1, p1)) = (before, after);
+    let (v0, p0, v1, p1) = (v0 as usize, p0 as usize, v1 as usize, p1 as usize);
+    match (p1 - p0).saturating_sub(v1 - v0) {
+        1 => p1 - 2,
+        2 => p1 - 3,
+        _ => p0 + (v1 - v0).saturating_sub(MAX_OUTPUT),
+    }
+}
+
 /// Appends `hay[from..to]`, the text before an escape, to `out`. In JSON-encoded code that is
 /// ~30 bytes, and a `memcpy` call per stretch cost a tenth of a scan (its branches on the
 /// length, which varies from line to line, are what is slow): a stretch that fits is copied as
@@ -241,12 +257,17 @@ mod tests {
         (String::from_utf8_lossy(&out).into_owned(), map)
     }
 
+    /// The reference's output, checkpoints, whether anything changed, and the parent position
+    /// of each checkpoint's escape starter.
+    type Reference = (Vec<u8>, Vec<(u32, u32)>, bool, Vec<usize>);
+
     /// The byte-at-a-time reference the block-mask loop must agree with: same output, same
     /// position map, same `changed`, on inputs dense with escapes of every kind and at every
     /// offset relative to the 64-byte blocks.
-    fn normalize_ref(hay: &[u8], form: bool) -> (Vec<u8>, Vec<(u32, u32)>, bool) {
+    fn normalize_ref(hay: &[u8], form: bool) -> Reference {
         let mut out = Vec::new();
         let mut points = Vec::new();
+        let mut starters = Vec::new();
         let mut changed = false;
         let mut pos = 0;
         while pos < hay.len() {
@@ -282,10 +303,11 @@ mod tests {
                 changed = true;
                 if consumed > 1 {
                     points.push((out.len() as u32, pos as u32));
+                    starters.push(pos - consumed);
                 }
             }
         }
-        (out, points, changed)
+        (out, points, changed, starters)
     }
 
     #[test]
@@ -322,11 +344,21 @@ mod tests {
                 let mut map = PosMap::default();
                 let Normalized { changed, percent } = normalize(&hay, form, &mut out, &mut map);
                 assert_eq!(percent, hay.contains(&b'%'), "case {case} form {form}");
-                let (want, points, want_changed) = normalize_ref(&hay, form);
+                let (want, points, want_changed, starters) = normalize_ref(&hay, form);
                 assert_eq!(out, want, "case {case} form {form}");
                 assert_eq!(changed, want_changed, "case {case} form {form}");
                 assert_eq!(map.points[1..], points[..], "case {case} form {form}");
                 assert_eq!(map.map(out.len()), hay.len(), "case {case} form {form}");
+                // `escape_start` never lies after an escape's starter, and is the starter itself
+                // for the escapes that shrink the text by one or two bytes.
+                for (k, w) in map.points.windows(2).enumerate() {
+                    let start = escape_start(w[0], w[1]);
+                    let shrink = (w[1].1 - w[0].1) - (w[1].0 - w[0].0);
+                    assert!(start <= starters[k], "case {case} form {form} escape {k}");
+                    if shrink <= 2 {
+                        assert_eq!(start, starters[k], "case {case} form {form} escape {k}");
+                    }
+                }
                 // `percent_in` answers what searching the mapped-back raw stretch would.
                 for _ in 0..20 {
                     let a = (rng.next() >> 33) as usize % (out.len() + 1);

@@ -80,14 +80,10 @@ impl RawKnown {
     /// Occurrences that start inside an escape, after its starter.
     fn at_escapes(&self, raw: &[u8], map: &PosMap, out: &mut Vec<Hit>) {
         for w in map.points().windows(2) {
-            let ((v0, p0), (v1, p1)) = (w[0], w[1]);
-            let (p0, p1) = (p0 as usize, p1 as usize);
-            // The escape ends at p1 and produced 1..=MAX_OUTPUT bytes ending at v1; the bytes
-            // between the previous checkpoint and it were copied one for one, so its starter
-            // sits at p0 + (v1 - v0) - output, i.e. no earlier than `first`.
-            let copied_plus_output = (v1 - v0) as usize;
-            let first = p0 + copied_plus_output.saturating_sub(escape::MAX_OUTPUT);
-            for s in first + 1..p1 {
+            // The escape ends at the second checkpoint; its starter lies no earlier than `first`
+            // (exactly there for the two-byte JSON escapes, the common case).
+            let first = escape::escape_start(w[0], w[1]);
+            for s in first + 1..w[1].1 as usize {
                 let Some(&[b0, b1]) = raw.get(s..s + 2) else {
                     break;
                 };
