@@ -188,12 +188,18 @@ impl QGram {
                 .iter()
                 .fold(0u8, |a, &h| a | self.grams[usize::from(h) & (SLOTS - 1)]);
             if any != 0 {
-                for (k, &h) in hs.iter().enumerate() {
-                    let h = usize::from(h) & (SLOTS - 1);
-                    if self.grams[h] != 0 {
-                        let at = i + 2 * k;
-                        self.verify(hay, at, gram(&hay[at..]), h, f);
-                    }
+                // Which lanes hit, as bits, so the verification loop runs once per hit instead
+                // of branching on each of the eight lanes (a mispredicted branch per hit lane
+                // cost more than the bits: +2 to +12 % on JSON and code, session 12).
+                let mut lanes = hs.iter().enumerate().fold(0u32, |m, (k, &h)| {
+                    m | u32::from(self.grams[usize::from(h) & (SLOTS - 1)] != 0) << k
+                });
+                while lanes != 0 {
+                    let k = lanes.trailing_zeros() as usize;
+                    lanes &= lanes - 1;
+                    let at = i + 2 * k;
+                    let h = usize::from(hs[k]) & (SLOTS - 1);
+                    self.verify(hay, at, gram(&hay[at..]), h, f);
                 }
             }
             i += 16;
