@@ -1,5 +1,5 @@
 # Shared by the load scripts (proxy_load.sh, upload_stall.sh): ports, the origin's test
-# certificates and egress-proxy's config. Sourced, not run; the caller sets `set -euo pipefail`.
+# certificates, the origin's nginx.conf and egress-proxy's config. Sourced, not run; the caller sets `set -euo pipefail`.
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -27,6 +27,33 @@ origin_certs() { # $1 = host name: origin-ca.{pem,key} and a leaf origin.{pem,ke
     printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' "$1" >origin.ext
     openssl x509 -req -in origin.csr -CA origin-ca.pem -CAkey origin-ca.key -CAcreateserial -days 2 \
         -extfile origin.ext -out origin.pem 2>/dev/null
+}
+
+nginx_conf() { # $1 = worker_connections; stdin = the server blocks. Writes $WORK/nginx.conf:
+    # one worker in the foreground, no access log, temp files under $WORK/nginx-tmp, keep-alive
+    # connections that serve any number of requests.
+    mkdir -p "$WORK/nginx-tmp"
+    {
+        if [ "$(id -u)" = 0 ]; then echo "user root;"; fi
+        cat <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections $1; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx-tmp/body;
+    proxy_temp_path $WORK/nginx-tmp/proxy;
+    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
+    scgi_temp_path $WORK/nginx-tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+EOF
+        cat
+        echo "}"
+    } >"$WORK/nginx.conf"
 }
 
 egress_config() { # $1 = dir (CA made there), $2 = listen, $3 = audit path, $4 = host, $5 = origin port, $6 = origin CA

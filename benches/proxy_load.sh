@@ -94,24 +94,9 @@ origin_certs "$HOST"
 
 NGINX_PORT=$(free_port)
 STATUS_PORT=$(free_port)
-mkdir -p www nginx-tmp
+mkdir -p www
 head -c "$FILE_BYTES" /dev/zero | tr '\0' 'a' >www/hello.txt
-cat >nginx.conf <<EOF
-$([ "$(id -u)" = 0 ] && echo "user root;")
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx-tmp/body;
-    proxy_temp_path $WORK/nginx-tmp/proxy;
-    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-    scgi_temp_path $WORK/nginx-tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
+nginx_conf 4096 <<EOF
     server {
         listen 127.0.0.1:$NGINX_PORT ssl$([ "${NGINX_HTTP2:-1}" = 1 ] && echo " http2");
         ssl_certificate $WORK/origin.pem;
@@ -123,7 +108,6 @@ http {
         listen 127.0.0.1:$STATUS_PORT;
         location = /status { stub_status; }
     }
-}
 EOF
 /usr/sbin/nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" 2>>"$WORK/nginx-error.log" &
 PIDS+=($!)

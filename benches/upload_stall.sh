@@ -48,24 +48,10 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- origin: nginx, TLS, /upload
 cd "$WORK"
 origin_certs "$HOST"
-mkdir -p www tmp
+mkdir -p www
 head -c 1024 /dev/zero | tr '\0' 'a' >www/hello.txt
 NGINX_PORT=$(free_port)
-cat >nginx.conf <<EOF
-$([ "$(id -u)" = 0 ] && echo "user root;")
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/tmp/body;
-    proxy_temp_path $WORK/tmp/proxy;
-    fastcgi_temp_path $WORK/tmp/fastcgi;
-    uwsgi_temp_path $WORK/tmp/uwsgi;
-    scgi_temp_path $WORK/tmp/scgi;
-    keepalive_requests 1000000;
+nginx_conf 1024 <<EOF
     server {
         listen 127.0.0.1:$NGINX_PORT ssl;
         ssl_certificate $WORK/origin.pem;
@@ -75,7 +61,6 @@ http {
         client_max_body_size 0;
         location = /upload { return 204; }
     }
-}
 EOF
 /usr/sbin/nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
 PIDS+=($!)
