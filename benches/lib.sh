@@ -1,5 +1,21 @@
-# Shared by the load scripts (proxy_load.sh, upload_stall.sh): ports, the origin's test
-# certificates, the origin's nginx.conf and egress-proxy's config. Sourced, not run; the caller sets `set -euo pipefail`.
+# Shared by the load scripts (proxy_load.sh, upload_stall.sh): the work directory and its cleanup,
+# ports, the origin's test certificates and nginx.conf, and egress-proxy's config. Sourced, not
+# run; the caller sets `set -euo pipefail`.
+
+work_dir() { # $1 = name: WORK = a fresh temp dir; on exit the processes in PIDS are killed and
+    # WORK removed (KEEP_WORK=1 keeps it)
+    WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+    chmod 755 "$WORK"
+    PIDS=()
+    trap cleanup EXIT
+}
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

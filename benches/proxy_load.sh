@@ -28,20 +28,10 @@ FILE_BYTES=1024
 
 log() { echo "proxy_load: $*" >&2; }
 
-WORK=$(mktemp -d /tmp/proxy-load.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# free_port, wait_port, mkcert, origin_certs, egress_config
+# work_dir, free_port, wait_port, mkcert, origin_certs, nginx_conf, egress_config
 . "$ROOT/benches/lib.sh"
+work_dir proxy-load
+trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- install (skipped when present)
 HAVE_SQUID=1 HAVE_MITM=1 WHY_SQUID="" WHY_MITM=""

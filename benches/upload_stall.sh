@@ -30,20 +30,10 @@ done
 [ -x /usr/sbin/nginx ] || { log "nginx is required"; exit 1; }
 [ -x "$EGRESS_BIN" ] || { log "no $EGRESS_BIN: cargo build --release -p egress-proxy"; exit 1; }
 
-WORK=$(mktemp -d /tmp/upload-stall.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# free_port, wait_port, origin_certs, egress_config
+# work_dir, free_port, wait_port, origin_certs, nginx_conf, egress_config
 . "$ROOT/benches/lib.sh"
+work_dir upload-stall
+trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- origin: nginx, TLS, /upload
 cd "$WORK"
