@@ -171,19 +171,17 @@ pub(crate) fn compact<'a>(
         return &hay[run.start..run.end];
     }
     buf.clear();
+    // Lines are copied whole between the breaks (40+ chars each), not byte by byte.
     let mut i = run.start;
-    while i < run.end {
-        let b = hay[i];
-        if b == b'\r' || b == b'\n' {
-            i += 1;
-            if b == b'\n' {
-                map.push(buf.len(), i);
-            }
-            continue;
+    for at in memchr::memchr2_iter(b'\r', b'\n', &hay[run.start..run.end]) {
+        let at = run.start + at;
+        buf.extend_from_slice(&hay[i..at]);
+        i = at + 1;
+        if hay[at] == b'\n' {
+            map.push(buf.len(), i);
         }
-        buf.push(b);
-        i += 1;
     }
+    buf.extend_from_slice(&hay[i..run.end]);
     buf
 }
 
