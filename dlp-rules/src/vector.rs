@@ -116,6 +116,26 @@ pub(crate) fn hex_mask(block: &[u8; BLOCK]) -> u64 {
     }
 }
 
+/// The hex digits a text byte's high nibble can be: `0` (tab, LF, CR) and `2-7`.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn text_nibble_scalar(b: u8) -> bool {
+    b == b'0' || (b'2'..=b'7').contains(&b)
+}
+
+/// Bit `i` set when `block[i]` is `0` or `2-7` (`text_nibble_scalar`).
+#[inline(always)]
+pub(crate) fn text_nibble_mask(block: &[u8; BLOCK]) -> u64 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::text_nibble_mask(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar_mask(block, text_nibble_scalar)
+    }
+}
+
 /// Printable ASCII (space..`~`) and tab, LF, CR: what decoded text is made of.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 #[inline(always)]
@@ -280,6 +300,16 @@ mod sse2 {
     }
 
     #[inline(always)]
+    pub(super) fn text_nibble_mask(block: &[u8; BLOCK]) -> u64 {
+        block_mask(block, |v| {
+            bitor_m128i(
+                in_range(v, b'2', b'7'),
+                cmp_eq_mask_i8_m128i(v, splat(b'0')),
+            )
+        })
+    }
+
+    #[inline(always)]
     pub(super) fn text_mask(block: &[u8; BLOCK]) -> u64 {
         block_mask(block, |v| {
             let controls = bitor_m128i(
@@ -332,6 +362,10 @@ mod tests {
                 assert_eq!(text_mask(&block), scalar_mask(&block, text_scalar));
                 assert_eq!(hex_mask(&block), scalar_mask(&block, hex_scalar));
                 assert_eq!(wide_mask(&block), scalar_mask(&block, wide_scalar));
+                assert_eq!(
+                    text_nibble_mask(&block),
+                    scalar_mask(&block, text_nibble_scalar)
+                );
                 let want = scalar_mask(&block, |x| x == b'\\' || x == b'%');
                 assert_eq!(eq2_mask(&block, b'\\', b'%'), want, "byte {v:#x} at {pos}");
             }

@@ -56,8 +56,13 @@ impl Engine {
                 return;
             }
             hex::hex_subruns(chars, |a, b| {
+                let aligns = if self.text_only {
+                    hex::text_alignments(&chars[a..b])
+                } else {
+                    3
+                };
                 for align in 0..2 {
-                    if self.text_only && !hex::may_be_text(&chars[a..b], align) {
+                    if aligns >> align & 1 == 0 {
                         continue;
                     }
                     hex::decode(&chars[a..b], align, &mut dec);
