@@ -16,7 +16,7 @@ pub(crate) const BLOCK: usize = 64;
 /// `mask` of the 64 bytes of `hay` from `pos`; bytes past the end are zero, which no class
 /// holds, so their bits are clear. A whole block is classified in place, only the tail copied.
 #[inline(always)]
-pub(crate) fn mask_from(hay: &[u8], pos: usize, mask: impl Fn(&[u8; BLOCK]) -> u64) -> u64 {
+pub(crate) fn mask_from<T>(hay: &[u8], pos: usize, mask: impl Fn(&[u8; BLOCK]) -> T) -> T {
     match hay
         .get(pos..pos + BLOCK)
         .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
@@ -136,6 +136,47 @@ pub(crate) fn text_nibble_mask(block: &[u8; BLOCK]) -> u64 {
     }
 }
 
+/// A base64 char's 6-bit value (either alphabet; 0 for a byte that is not base64).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn base64_value(b: u8) -> u8 {
+    match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'+' | b'-' => 62,
+        b'/' | b'_' => 63,
+        _ => 0,
+    }
+}
+
+/// Which places of a quad a base64 char may take in an encoding of text, from its value `v`
+/// (see `base64::text_alignments`): bit 0, first (the top six bits of a text byte: `v` in
+/// 2..=3 for tab/LF/CR or 8..=31); bit 1, second (the next byte's high nibble, `v & 15`, is 0
+/// or 2..=7); bit 2, third (the third byte's top bits, `v & 2`, are clear).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn quad_places(b: u8) -> u8 {
+    let v = base64_value(b);
+    let n = v & 15;
+    u8::from((2..=3).contains(&v) || (8..=31).contains(&v))
+        | u8::from(n == 0 || (2..=7).contains(&n)) << 1
+        | u8::from(v & 2 == 0) << 2
+}
+
+/// `quad_places` of a block as three masks (first, second, third place).
+#[inline(always)]
+pub(crate) fn quad_place_masks(block: &[u8; BLOCK]) -> [u64; 3] {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::quad_place_masks(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        std::array::from_fn(|k| scalar_mask(block, |b| quad_places(b) >> k & 1 == 1))
+    }
+}
+
 /// Printable ASCII (space..`~`) and tab, LF, CR: what decoded text is made of.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 #[inline(always)]
@@ -212,9 +253,9 @@ fn scalar_mask(block: &[u8; BLOCK], class: impl Fn(u8) -> bool) -> u64 {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use safe_arch::{
-        bitand_m128i, bitandnot_m128i, bitor_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i,
-        cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i, load_unaligned_m128i, m128i,
-        move_mask_i8_m128i, mul_i16_keep_low_m128i, set_splat_i16_m128i, set_splat_i8_m128i,
+        add_i8_m128i, bitand_m128i, bitandnot_m128i, bitor_m128i, bitxor_m128i,
+        cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i, load_unaligned_m128i,
+        m128i, move_mask_i8_m128i, mul_i16_keep_low_m128i, set_splat_i16_m128i, set_splat_i8_m128i,
         shr_imm_u16_m128i,
     };
 
@@ -299,6 +340,52 @@ mod sse2 {
         })
     }
 
+    /// `quad_places` sixteen chars at a time: the value by range (each range's offset added
+    /// under its mask), then the three places' conditions on it.
+    #[inline(always)]
+    pub(super) fn quad_place_masks(block: &[u8; BLOCK]) -> [u64; 3] {
+        let offset = |v: m128i, lo: u8, hi: u8, add: u8| {
+            bitand_m128i(in_range(v, lo, hi), add_i8_m128i(v, splat(add)))
+        };
+        let mut m = [0u64; 3];
+        for k in 0..BLOCK / 16 {
+            let c = load(block, 16 * k);
+            let v = bitor_m128i(
+                bitor_m128i(
+                    offset(c, b'A', b'Z', 0u8.wrapping_sub(b'A')),
+                    offset(c, b'a', b'z', 26u8.wrapping_sub(b'a')),
+                ),
+                bitor_m128i(
+                    offset(c, b'0', b'9', 52u8.wrapping_sub(b'0')),
+                    bitor_m128i(
+                        bitand_m128i(
+                            bitor_m128i(
+                                cmp_eq_mask_i8_m128i(c, splat(b'+')),
+                                cmp_eq_mask_i8_m128i(c, splat(b'-')),
+                            ),
+                            splat(62),
+                        ),
+                        bitand_m128i(
+                            bitor_m128i(
+                                cmp_eq_mask_i8_m128i(c, splat(b'/')),
+                                cmp_eq_mask_i8_m128i(c, splat(b'_')),
+                            ),
+                            splat(63),
+                        ),
+                    ),
+                ),
+            );
+            let n = bitand_m128i(v, splat(15));
+            let first = bitor_m128i(in_range(v, 2, 3), in_range(v, 8, 31));
+            let second = bitor_m128i(cmp_eq_mask_i8_m128i(n, splat(0)), in_range(n, 2, 7));
+            let third = cmp_eq_mask_i8_m128i(bitand_m128i(v, splat(2)), splat(0));
+            for (mask, class) in m.iter_mut().zip([first, second, third]) {
+                *mask |= movemask(class) << (16 * k);
+            }
+        }
+        m
+    }
+
     #[inline(always)]
     pub(super) fn text_nibble_mask(block: &[u8; BLOCK]) -> u64 {
         block_mask(block, |v| {
@@ -366,6 +453,11 @@ mod tests {
                     text_nibble_mask(&block),
                     scalar_mask(&block, text_nibble_scalar)
                 );
+                let places = quad_place_masks(&block);
+                for (k, &m) in places.iter().enumerate() {
+                    let want = scalar_mask(&block, |b| quad_places(b) >> k & 1 == 1);
+                    assert_eq!(m, want, "byte {v:#x} at {pos} place {k}");
+                }
                 let want = scalar_mask(&block, |x| x == b'\\' || x == b'%');
                 assert_eq!(eq2_mask(&block, b'\\', b'%'), want, "byte {v:#x} at {pos}");
             }

@@ -30,8 +30,13 @@ impl Engine {
             }
             let chars = base64::compact(view, run, &mut chars_buf, &mut cmap);
             if plausible_base64(chars) {
+                let aligns = if self.text_only {
+                    base64::text_alignments(chars)
+                } else {
+                    0xF
+                };
                 for align in 0..4 {
-                    if self.text_only && !base64::may_be_text(chars, align) {
+                    if aligns >> align & 1 == 0 {
                         continue;
                     }
                     base64::decode(chars, align, &mut dec);
