@@ -51,6 +51,7 @@ def corpora(d):
     code = agent_code_json(rnd)
     if code:
         out["agent_code"] = code
+    out["git_log"] = git_log_json(rnd, prose)
     paths = {}
     for k, v in out.items():
         paths[k] = os.path.join(d, k + ".txt")
@@ -92,6 +93,21 @@ def agent_code_json(rnd):
         msgs.append(m)
         n += len(json.dumps(m))
     return json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 8192, "messages": msgs}).encode()
+
+
+def git_log_json(rnd, prose):
+    """A tool result carrying `git log` output, JSON-encoded: a git id every ~130 bytes, each at
+    the end of its line (so the run layer joins it with the next line as wrapped base64, which
+    it must keep doing: DLP.md, session 8) — the run layer's worst common case."""
+    lines, n = [], 0
+    while n < SIZE - 4096:
+        sha = "".join(rnd.choice("0123456789abcdef") for _ in range(40))
+        entry = (f"commit {sha}\nAuthor: Dev {rnd.randrange(100)} <dev@example.com>\n"
+                 f"Date:   Mon Nov 23 12:{rnd.randrange(60):02d}:00 2026 +0000\n\n    {prose(8)}\n\n")
+        lines.append(entry)
+        n += len(json.dumps(entry))
+    m = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_0001", "content": "".join(lines)}]}
+    return json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 8192, "messages": [m]}).encode()
 
 
 def rules():
