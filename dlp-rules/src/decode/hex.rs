@@ -54,7 +54,7 @@ pub(crate) fn hex_subruns(s: &[u8], mut f: impl FnMut(usize, usize)) {
     }
 }
 
-/// Pairs of chars a text run of `MIN_TEXT_RUN` bytes spans.
+/// Hex digits a text run of `MIN_TEXT_RUN` bytes spans (two per byte).
 const TEXT_SPAN: usize = 2 * MIN_TEXT_RUN;
 
 /// Bit `align` (0 or 1) set when decoding `s[align..]` could yield `MIN_TEXT_RUN` consecutive
