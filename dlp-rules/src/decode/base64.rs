@@ -279,11 +279,12 @@ pub(crate) fn text_alignments(chars: &[u8]) -> u8 {
 }
 
 /// Whether decoding `chars[align..]` could yield `MIN_TEXT_RUN` consecutive text bytes, decided
-/// on the characters alone (`text_alignments`' definition, quad by quad: the tests' reference). Such a run always holds two whole decoded triples (for a run of 8),
-/// and a triple is text only if its quad's first char encodes `0x08..=0x0F` or `0x20..=0x7F`
-/// in its top six bits, the second char's low four bits are 0 or 2-7 and the third char's bit
-/// 1 is clear. Random alignments and hashes fail this at ~92 % of quads, so most runs are
-/// dismissed with one table lookup per char instead of four decodes and text scans.
+/// on the characters alone (`text_alignments`' definition, quad by quad: the tests' reference).
+/// Such a run always holds two whole decoded triples (for a run of 8), and a triple is text only
+/// if its quad's first char encodes `0x08..=0x0F` or `0x20..=0x7F` in its top six bits, the
+/// second char's low four bits are 0 or 2-7 and the third char's bit 1 is clear. Random
+/// alignments and hashes fail this at ~92 % of quads, so most runs are dismissed before any
+/// decoding.
 #[cfg(test)]
 pub(crate) fn may_be_text(chars: &[u8], align: usize) -> bool {
     let quads = QUADS;
