@@ -88,41 +88,30 @@ pub(super) fn hex_mask(block: &[u8; BLOCK]) -> u64 {
     })
 }
 
-/// `quad_places` sixteen chars at a time: the value by range (each range's offset added
-/// under its mask), then the three places' conditions on it.
+/// `quad_places` sixteen base64 chars at a time (other bytes get unspecified places). The value
+/// by running offsets: `+ 4` is right for digits, `- 69` more from `A` on makes upper case
+/// right, `- 6` more from `a` on lower case; the four symbols (62 and 63, which take no place)
+/// are then set to 63. Half the work of adding each range's offset under its own range mask.
 #[inline(always)]
 pub(super) fn quad_place_masks(block: &[u8; BLOCK]) -> [u64; 3] {
-    let offset = |v: m128i, lo: u8, hi: u8, add: u8| {
-        bitand_m128i(in_range(v, lo, hi), add_i8_m128i(v, splat(add)))
-    };
     let mut m = [0u64; 3];
     for k in 0..BLOCK / 16 {
         let c = load(block, 16 * k);
-        let v = bitor_m128i(
-            bitor_m128i(
-                offset(c, b'A', b'Z', 0u8.wrapping_sub(b'A')),
-                offset(c, b'a', b'z', 26u8.wrapping_sub(b'a')),
-            ),
-            bitor_m128i(
-                offset(c, b'0', b'9', 52u8.wrapping_sub(b'0')),
-                bitor_m128i(
-                    bitand_m128i(
-                        bitor_m128i(
-                            cmp_eq_mask_i8_m128i(c, splat(b'+')),
-                            cmp_eq_mask_i8_m128i(c, splat(b'-')),
-                        ),
-                        splat(62),
-                    ),
-                    bitand_m128i(
-                        bitor_m128i(
-                            cmp_eq_mask_i8_m128i(c, splat(b'/')),
-                            cmp_eq_mask_i8_m128i(c, splat(b'_')),
-                        ),
-                        splat(63),
-                    ),
+        let under = |v: m128i, above: u8, add: u8| {
+            add_i8_m128i(
+                v,
+                bitand_m128i(
+                    cmp_gt_mask_i8_m128i(c, splat(above)),
+                    splat(add.wrapping_neg()),
                 ),
-            ),
+            )
+        };
+        let v = under(under(add_i8_m128i(c, splat(4)), 0x40, 69), 0x60, 6);
+        let symbol = bitor_m128i(
+            cmp_lt_mask_i8_m128i(c, splat(b'0')),
+            cmp_eq_mask_i8_m128i(c, splat(b'_')),
         );
+        let v = bitor_m128i(v, bitand_m128i(symbol, splat(63)));
         let n = bitand_m128i(v, splat(15));
         let first = bitor_m128i(in_range(v, 2, 3), in_range(v, 8, 31));
         let second = bitor_m128i(cmp_eq_mask_i8_m128i(n, splat(0)), in_range(n, 2, 7));

@@ -16,10 +16,15 @@ fn vector_masks_match_scalar_for_every_byte_at_every_position() {
                 text_nibble_mask(&block),
                 scalar_mask(&block, text_nibble_scalar)
             );
-            let places = quad_place_masks(&block);
-            for (k, &m) in places.iter().enumerate() {
-                let want = scalar_mask(&block, |b| quad_places(b) >> k & 1 == 1);
-                assert_eq!(m, want, "byte {v:#x} at {pos} place {k}");
+            // Quad places are defined for base64 chars (a compacted run is nothing else).
+            if base64_scalar(v) {
+                let mut block = [b'A'; BLOCK];
+                block[pos] = v;
+                let places = quad_place_masks(&block);
+                for (k, &m) in places.iter().enumerate() {
+                    let want = scalar_mask(&block, |b| quad_places(b) >> k & 1 == 1);
+                    assert_eq!(m, want, "byte {v:#x} at {pos} place {k}");
+                }
             }
             let want = scalar_mask(&block, |x| x == b'\\' || x == b'%');
             assert_eq!(eq2_mask(&block, b'\\', b'%'), want, "byte {v:#x} at {pos}");
