@@ -4,7 +4,6 @@
 //! chars) is joined across CR/LF so a secret spanning lines is decoded whole.
 
 use super::PosMap;
-use crate::filter::MIN_TEXT_RUN;
 
 /// Shortest run decoded (15 bytes of payload); shorter secrets are not worth the noise.
 pub(crate) const MIN_RUN: usize = 20;
@@ -188,14 +187,19 @@ pub(crate) fn compact<'a>(
 /// Decodes `chars[align..]` into `out` (lenient: both alphabets, trailing partial quantum kept).
 pub(crate) fn decode(chars: &[u8], align: usize, out: &mut Vec<u8>) {
     out.clear();
-    let s = chars.get(align..).unwrap_or(&[]);
+    decode_append(chars.get(align..).unwrap_or(&[]), out);
+}
+
+/// Decodes `s` (from its first char) onto the end of `out`.
+pub(crate) fn decode_append(s: &[u8], out: &mut Vec<u8>) {
     // Sized once and filled by index: a per-quad `extend_from_slice` paid a capacity check per
     // three bytes, which was most of a long run's decode (base64 images).
     let whole = s.len() / 4 * 4;
-    out.resize(whole / 4 * 3, 0);
+    let at = out.len();
+    out.resize(at + whole / 4 * 3, 0);
     let (quads, rem) = s.split_at(whole);
-    if whole < SIMD_MIN || !decode_simd(quads, out) {
-        decode_scalar(quads, out);
+    if whole < SIMD_MIN || !decode_simd(quads, &mut out[at..]) {
+        decode_scalar(quads, &mut out[at..]);
     }
     if rem.len() >= 2 {
         let mut n = 0u32;
@@ -238,104 +242,6 @@ fn decode_scalar(quads: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Whole quads a text run of `MIN_TEXT_RUN` bytes always covers, and the chars they span.
-const QUADS: usize = (MIN_TEXT_RUN - 2) / 3;
-const TEXT_SPAN: usize = 4 * QUADS;
-const _: () = assert!(QUADS >= 1 && TEXT_SPAN <= BLOCK / 2);
-
-/// Bit `align` (0..4) set when decoding `chars[align..]` could yield `MIN_TEXT_RUN` consecutive
-/// text bytes (`may_be_text`, below, for all four alignments at once): on 64-char masks of the
-/// quad places each char may take (`vector::quad_place_masks`), a quad at `j` can encode text
-/// when bit `j` of the first mask, `j + 1` of the second and `j + 2` of the third are set, and
-/// `QUADS` such quads in a row are shift-ands. Windows overlap by a span so a run is whole in
-/// one of them. A walk per alignment cost ~730 instructions for a git id joined with its next
-/// line (the run layer's commonest plausible run in agent traffic) and ~300 per identifier.
-pub(crate) fn text_alignments(chars: &[u8]) -> u8 {
-    let mut found = 0u8;
-    let mut base = 0;
-    while base + TEXT_SPAN <= chars.len() {
-        let [first, second, third] = vector::mask_from(chars, base, vector::quad_place_masks);
-        let ok = first & (second >> 1) & (third >> 2);
-        let mut r = ok;
-        for k in 1..QUADS {
-            r &= ok >> (4 * k);
-        }
-        // Only runs of whole quads inside `chars` (the zero padding past the end looks like
-        // second and third places).
-        let room = chars.len() - base - TEXT_SPAN + 1;
-        if room < BLOCK {
-            r &= (1u64 << room) - 1;
-        }
-        // `base` is a multiple of 4, so a bit's position mod 4 is its alignment.
-        for align in 0..4 {
-            found |= u8::from(r & (0x1111_1111_1111_1111 << align) != 0) << align;
-        }
-        if found == 0xF {
-            break;
-        }
-        base += BLOCK - TEXT_SPAN;
-    }
-    found
-}
-
-/// Whether decoding `chars[align..]` could yield `MIN_TEXT_RUN` consecutive text bytes, decided
-/// on the characters alone (`text_alignments`' definition, quad by quad: the tests' reference).
-/// Such a run always holds two whole decoded triples (for a run of 8), and a triple is text only
-/// if its quad's first char encodes `0x08..=0x0F` or `0x20..=0x7F` in its top six bits, the
-/// second char's low four bits are 0 or 2-7 and the third char's bit 1 is clear. Random
-/// alignments and hashes fail this at ~92 % of quads, so most runs are dismissed before any
-/// decoding.
-#[cfg(test)]
-pub(crate) fn may_be_text(chars: &[u8], align: usize) -> bool {
-    let quads = QUADS;
-    let mut ok_in_row = 0;
-    for q in chars.get(align..).unwrap_or(&[]).chunks_exact(4) {
-        // Branch-free: whether a quad passes is data, not a pattern a predictor can learn.
-        let ok = (QUAD_TEXT[usize::from(q[0])] & FIRST)
-            & ((QUAD_TEXT[usize::from(q[1])] & SECOND) >> 1)
-            & ((QUAD_TEXT[usize::from(q[2])] & THIRD) >> 2);
-        ok_in_row = (ok_in_row + 1) * usize::from(ok);
-        if ok_in_row >= quads {
-            return true;
-        }
-    }
-    false
-}
-
-#[cfg(test)]
-const FIRST: u8 = 1;
-#[cfg(test)]
-const SECOND: u8 = 2;
-#[cfg(test)]
-const THIRD: u8 = 4;
-/// Per char: the quad positions it may take in an encoding of text (the reference's table;
-/// `vector::quad_place_masks` is the scan's).
-#[cfg(test)]
-static QUAD_TEXT: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut c = 0;
-    while c < 256 {
-        let v = TABLE[c];
-        if v != INVALID {
-            // Top six bits of a text byte: tab/LF/CR (0x08..=0x0F) or 0x20..=0x7F.
-            if v == 2 || v == 3 || (v >= 8 && v <= 31) {
-                t[c] |= FIRST;
-            }
-            // High nibble of the second byte: 0 (tab/LF/CR) or 2..=7.
-            let nib = v & 15;
-            if nib == 0 || (nib >= 2 && nib <= 7) {
-                t[c] |= SECOND;
-            }
-            // Top two bits of the third byte: 00 or 01.
-            if v & 2 == 0 {
-                t[c] |= THIRD;
-            }
-        }
-        c += 1;
-    }
-    t
-};
-
 /// Character index (within the compacted run) where decoded byte `d` starts.
 pub(crate) fn char_start(d: usize, align: usize) -> usize {
     align + 4 * (d / 3) + d % 3
@@ -352,3 +258,8 @@ pub(crate) fn char_end(e: usize, align: usize) -> usize {
 
 #[cfg(test)]
 mod tests;
+mod text;
+
+#[cfg(test)]
+pub(crate) use text::may_be_text;
+pub(crate) use text::{region_segments, text_alignments, text_regions, REGIONS_MIN};

@@ -24,12 +24,42 @@ impl Engine {
         let mut dec = Vec::new();
         let mut sub = Vec::new();
         let mut text = TextView::default();
+        let mut regions: [Vec<(usize, usize)>; 4] = Default::default();
+        let mut starts: Vec<(usize, usize)> = Vec::new();
         base64::find_runs(view, |run| {
             if only_plus && memchr::memchr(b'+', &view[run.start..run.end]).is_none() {
                 return;
             }
             let chars = base64::compact(view, run, &mut chars_buf, &mut cmap);
-            if plausible_base64(chars) {
+            let plausible = plausible_base64(chars);
+            if plausible && self.text_only && chars.len() >= base64::REGIONS_MIN {
+                base64::text_regions(chars, &mut regions);
+                for (align, ranges) in regions.iter().enumerate() {
+                    text.clear();
+                    base64::region_segments(
+                        chars,
+                        align,
+                        ranges,
+                        &mut dec,
+                        &mut starts,
+                        |at, seg| {
+                            text.push_segment(seg, at);
+                        },
+                    );
+                    sub.clear();
+                    self.scan_text(&text, depth + 1, &mut sub);
+                    for h in sub.drain(..) {
+                        let start = cmap.map(base64::char_start(h.start, align));
+                        let end = cmap.map(base64::char_end(h.end, align).min(chars.len()));
+                        out.push(Hit {
+                            start,
+                            end,
+                            encoding: join("base64", &h.encoding),
+                            ..h
+                        });
+                    }
+                }
+            } else if plausible {
                 let aligns = if self.text_only {
                     base64::text_alignments(chars)
                 } else {
@@ -99,33 +129,31 @@ impl Engine {
             self.scan_depth(dec, false, depth, out);
             return;
         }
-        let (mut whole, mut segments) = (false, 0usize);
-        text.buf.clear();
+        text.clear();
+        let mut whole = false;
         filter::text_segments(dec, |a, b| {
             if a == 0 && b == dec.len() {
                 whole = true;
-                return;
-            }
-            if segments == 0 {
-                text.map.clear_from(a);
             } else {
-                // Segments are joined by a line break: where a payload's text is cut by binary
-                // bytes (a protobuf field tag, an image chunk), rules see the end of a line, as
-                // their delimiters (`\s`, `$` before a line end) expect, and no keyword spans it.
-                text.buf.push(b'\n');
-                text.map.push(text.buf.len(), a);
+                text.push_segment(&dec[a..b], a);
             }
-            text.buf.extend_from_slice(&dec[a..b]);
-            segments += 1;
         });
         if whole {
             self.scan_depth(dec, false, depth, out);
-        } else if segments > 0 {
-            let from = out.len();
-            self.scan_depth(&text.buf, false, depth, out);
-            for h in &mut out[from..] {
-                (h.start, h.end) = (text.map.map(h.start), text.map.map(h.end));
-            }
+        } else {
+            self.scan_text(text, depth, out);
+        }
+    }
+
+    /// Scans the joined text segments of a payload, hits in payload coordinates.
+    fn scan_text(&self, text: &TextView, depth: u8, out: &mut Vec<Hit>) {
+        if text.segments == 0 {
+            return;
+        }
+        let from = out.len();
+        self.scan_depth(&text.buf, false, depth, out);
+        for h in &mut out[from..] {
+            (h.start, h.end) = (text.map.map(h.start), text.map.map(h.end));
         }
     }
 }
@@ -136,16 +164,53 @@ impl Engine {
 pub(super) struct TextView {
     buf: Vec<u8>,
     map: PosMap,
+    segments: usize,
+}
+
+impl TextView {
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.segments = 0;
+    }
+
+    /// Appends a text segment that starts at payload position `at`. Segments are joined by a
+    /// line break: where a payload's text is cut by binary bytes (a protobuf field tag, an
+    /// image chunk), rules see the end of a line, as their delimiters (`\s`, `$` before a line
+    /// end) expect, and no keyword spans it.
+    fn push_segment(&mut self, seg: &[u8], at: usize) {
+        if self.segments == 0 {
+            self.map.clear_from(at);
+        } else {
+            self.buf.push(b'\n');
+            self.map.push(self.buf.len(), at);
+        }
+        self.buf.extend_from_slice(seg);
+        self.segments += 1;
+    }
 }
 
 /// Whether a run can be base64 at all: not pure hex (hashes, git ids: the hex layer takes them),
 /// not hex-and-dashes (UUIDs), and not mixing the two alphabets' extra characters (`/` with `-`,
 /// as in paths and URLs). Encoders emit one alphabet, so this loses nothing real.
 fn plausible_base64(chars: &[u8]) -> bool {
-    let c = chars
-        .iter()
-        .fold(0u8, |acc, &b| acc | RUN_CLASS[usize::from(b)]);
+    if chars.len() >= base64::REGIONS_MIN {
+        // A long run (an image) is decided by a non-hex char near its start and two vector
+        // searches, instead of a table lookup per char.
+        return chars
+            .iter()
+            .any(|&b| RUN_CLASS[usize::from(b)] & NON_HEX != 0)
+            && (memchr::memchr2(b'+', b'/', chars).is_none()
+                || memchr::memchr2(b'-', b'_', chars).is_none());
+    }
+    let c = run_class(chars);
     c & NON_HEX != 0 && c & (STD_EXTRA | URL_EXTRA) != STD_EXTRA | URL_EXTRA
+}
+
+/// Which `plausible_base64` facts the chars establish (one OR per char).
+fn run_class(chars: &[u8]) -> u8 {
+    chars
+        .iter()
+        .fold(0u8, |acc, &b| acc | RUN_CLASS[usize::from(b)])
 }
 
 const STD_EXTRA: u8 = 1;
@@ -182,6 +247,28 @@ mod tests {
         ));
         assert!(!plausible_base64(b"src/lib-name/x_y"));
         assert!(!plausible_base64(b""));
+        // Long runs take the vector path: the same answers as the table.
+        let mut rng = crate::testgen::Lcg::new(3);
+        let mut seen = [0usize; 2];
+        for case in 0..400usize {
+            let len = base64::REGIONS_MIN + case % 300;
+            let mut chars = rng.sparse(
+                len,
+                1 + case as u64 % 50,
+                [&b"+/xZ"[..], b"-_xZ", b"+/-_xZ"][case % 3],
+                b"0123456789abcdef",
+            );
+            if case % 4 == 0 {
+                chars.retain(|b| b.is_ascii_hexdigit() || b"+/".contains(b));
+            }
+            let c = run_class(&chars);
+            let want = c & NON_HEX != 0 && c & (STD_EXTRA | URL_EXTRA) != STD_EXTRA | URL_EXTRA;
+            if chars.len() >= base64::REGIONS_MIN {
+                assert_eq!(plausible_base64(&chars), want, "{case}");
+                seen[usize::from(want)] += 1;
+            }
+        }
+        assert!(seen[0] > 50 && seen[1] > 50, "{seen:?}");
     }
 
     /// `scan_decoded` scans only the text segments of a decoded payload; that is sound for the

@@ -98,6 +98,63 @@ fn text_alignments_match_the_quadwise_walk() {
     assert!(seen.iter().filter(|&&n| n > 0).count() >= 12, "{seen:?}");
 }
 
+/// Decoding only the `text_regions` yields exactly the text segments (and where they sit in
+/// the payload) that decoding the whole run does, at every alignment: random payloads (images),
+/// text stretches of every length at random places in them, all-text payloads, both alphabets,
+/// and junk chars glued in front. The regions are sorted, disjoint, not touching, and start on
+/// a quad of their alignment.
+#[test]
+fn text_regions_hold_every_text_segment() {
+    let mut rng = crate::testgen::Lcg::new(21);
+    let text = b"The quick brown fox: ghp_abcdefghij0123456789\t\r\n{\"k\": 1}";
+    let mut regions: [Vec<(usize, usize)>; 4] = Default::default();
+    let (mut whole, mut piece, mut starts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut segments, mut skipped) = (0usize, 0usize);
+    for case in 0..4000usize {
+        let len = 6 + case % 900;
+        let mut raw: Vec<u8> = (0..len).map(|_| (rng.next() >> 56) as u8).collect();
+        if case % 9 == 0 {
+            raw.fill(b'a');
+        }
+        for _ in 0..case % 6 {
+            let at = (rng.next() >> 33) as usize % len;
+            let n = ((rng.next() >> 33) as usize % 40).min(len - at);
+            for b in &mut raw[at..at + n] {
+                *b = rng.pick(text);
+            }
+        }
+        let alpha = if case % 2 == 0 {
+            ::base64::engine::general_purpose::STANDARD_NO_PAD
+        } else {
+            ::base64::engine::general_purpose::URL_SAFE_NO_PAD
+        };
+        let mut chars = b"QQQ"[..case % 4].to_vec();
+        chars.extend_from_slice(alpha.encode(&raw).as_bytes());
+        text_regions(&chars, &mut regions);
+        for (align, ranges) in regions.iter().enumerate() {
+            decode(&chars, align, &mut whole);
+            let mut want = Vec::new();
+            crate::filter::text_segments(&whole, |a, b| want.push((a, whole[a..b].to_vec())));
+            let mut last_end = None;
+            for &(lo, hi) in ranges {
+                assert!(lo >= align && (lo - align) % 4 == 0 && lo < hi && hi <= chars.len());
+                assert!(last_end.is_none_or(|e| e < lo), "{ranges:?}");
+                last_end = Some(hi);
+            }
+            let mut got = Vec::new();
+            region_segments(&chars, align, ranges, &mut piece, &mut starts, |at, seg| {
+                got.push((at, seg.to_vec()));
+            });
+            assert_eq!(got, want, "case {case} align {align}");
+            segments += want.len();
+            skipped += whole.len() - ranges.iter().map(|r| (r.1 - r.0) / 4 * 3).sum::<usize>();
+        }
+    }
+    assert!(segments > 3000, "{segments}");
+    // Most of a random payload is never decoded.
+    assert!(skipped > 2_000_000, "{skipped}");
+}
+
 fn runs(s: &[u8]) -> Vec<Run> {
     let mut v = Vec::new();
     find_runs(s, |r| v.push(r));
