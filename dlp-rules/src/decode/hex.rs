@@ -69,8 +69,12 @@ pub(crate) fn text_alignments(s: &[u8]) -> u8 {
     let mut found = 0u8;
     let mut base = 0;
     while base + TEXT_SPAN <= s.len() {
-        let ok = vector::mask_from(s, base, vector::text_nibble_mask)
-            & (vector::mask_from(s, base, vector::hex_mask) >> 1);
+        // Both masks from one block: a git id is shorter than a block, so each `mask_from`
+        // pays for a padded copy.
+        let (nibble, hex) = vector::mask_from(s, base, |b| {
+            (vector::text_nibble_mask(b), vector::hex_mask(b))
+        });
+        let ok = nibble & (hex >> 1);
         // Bit p: pairs p, p + 2, .., p + 2 * (MIN_TEXT_RUN - 1) all fine.
         let mut r = ok;
         let mut len = 1;
