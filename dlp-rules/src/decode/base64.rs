@@ -170,17 +170,26 @@ pub(crate) fn compact<'a>(
         return &hay[run.start..run.end];
     }
     buf.clear();
-    // Lines are copied whole between the breaks (40+ chars each), not byte by byte.
+    // Lines are copied whole between the breaks (40+ chars each), not byte by byte; the breaks
+    // come from 64-byte masks (the commonest wrapped run, a git id joined with the next line,
+    // is one block: a `memchr2` iterator cost two searches' set-up for it).
+    let hay = &hay[..run.end];
     let mut i = run.start;
-    for at in memchr::memchr2_iter(b'\r', b'\n', &hay[run.start..run.end]) {
-        let at = run.start + at;
-        buf.extend_from_slice(&hay[i..at]);
-        i = at + 1;
-        if hay[at] == b'\n' {
-            map.push(buf.len(), i);
+    let mut pos = run.start;
+    while pos < hay.len() {
+        let mut breaks = vector::mask_from(hay, pos, |b| vector::eq2_mask(b, b'\r', b'\n'));
+        while breaks != 0 {
+            let at = pos + breaks.trailing_zeros() as usize;
+            breaks &= breaks - 1;
+            buf.extend_from_slice(&hay[i..at]);
+            i = at + 1;
+            if hay[at] == b'\n' {
+                map.push(buf.len(), i);
+            }
         }
+        pos += BLOCK;
     }
-    buf.extend_from_slice(&hay[i..run.end]);
+    buf.extend_from_slice(&hay[i..]);
     buf
 }
 

@@ -251,3 +251,38 @@ fn wrapped_lines_join_and_map() {
     assert_eq!(char_end(3, 0), 4);
     assert_eq!(char_end(1, 0), 2);
 }
+
+/// `compact` against a bytewise reference: wrapped runs of many lines (LF and CRLF, lines of
+/// 40-96 chars, so breaks fall in every block position and a CRLF can straddle two blocks),
+/// each char mapped back to its place in the view.
+#[test]
+fn compact_drops_the_breaks_and_maps_every_char() {
+    let mut rng = crate::testgen::Lcg::new(17);
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut buf, mut map) = (Vec::new(), PosMap::default());
+    let mut wrapped = 0;
+    for case in 0..1500usize {
+        let mut text: Vec<u8> = b"key: "[..case % 6].to_vec();
+        for line in 0..1 + case % 9 {
+            if line > 0 {
+                text.extend_from_slice(if case % 3 == 0 { b"\r\n" } else { b"\n" });
+            }
+            let len = 4 * (10 + (rng.next() >> 33) as usize % 15);
+            text.extend((0..len).map(|_| rng.pick(alphabet)));
+        }
+        text.extend_from_slice(b" end");
+        for run in runs(&text) {
+            let chars = compact(&text, run, &mut buf, &mut map).to_vec();
+            let want: Vec<(u8, usize)> = (run.start..run.end)
+                .filter(|&p| !b"\r\n".contains(&text[p]))
+                .map(|p| (text[p], p))
+                .collect();
+            assert_eq!(chars.len(), want.len(), "case {case}");
+            for (k, &(c, p)) in want.iter().enumerate() {
+                assert_eq!((chars[k], map.map(k)), (c, p), "case {case} char {k}");
+            }
+            wrapped += usize::from(run.wrapped);
+        }
+    }
+    assert!(wrapped > 1000, "{wrapped}");
+}
