@@ -101,6 +101,30 @@ fn memory_stays_bounded_over_100_mib() {
     assert_eq!(sc.finish().unwrap().releasable, 1600 * (64 << 10));
 }
 
+/// A base64 image-like run long enough to be decoded by regions, the token among binary bytes
+/// (`k` shifts it across the three byte offsets).
+fn image_piece(k: usize) -> String {
+    let mut raw: Vec<u8> = (0..300 + k).map(|i| (i * 151 % 256) as u8 | 0x80).collect();
+    raw.extend_from_slice(format!("tEXt {GH}").as_bytes());
+    raw.extend((0..500).map(|i| (i * 97 % 256) as u8 | 0x80));
+    format!(
+        " {} ",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+#[test]
+fn the_image_piece_holds_a_finding() {
+    let e = engine();
+    for k in 0..3 {
+        let f = e.scan_bytes(image_piece(k).as_bytes(), false, Location::Body);
+        assert!(
+            f.iter().any(|f| f.rule_id == "github-classic-token"),
+            "{k}: {f:?}"
+        );
+    }
+}
+
 fn piece() -> impl Strategy<Value = String> {
     prop_oneof![
         (0u64..1000, 1usize..400).prop_map(|(s, n)| prose(n, s)),
@@ -113,6 +137,8 @@ fn piece() -> impl Strategy<Value = String> {
             base64::engine::general_purpose::STANDARD.encode(format!("ab{GH}"))
         )),
         Just(format!(" {} ", GH.replace('_', "%5F"))),
+        // An image-like run long enough to be decoded by regions, the token among binary bytes.
+        (0usize..3).prop_map(image_piece),
         Just(format!(" \\u0067hp_{} ", &GH[4..])),
     ]
 }
