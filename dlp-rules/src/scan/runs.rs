@@ -36,28 +36,11 @@ impl Engine {
                 base64::text_regions(chars, &mut regions);
                 for (align, ranges) in regions.iter().enumerate() {
                     text.clear();
-                    base64::region_segments(
-                        chars,
-                        align,
-                        ranges,
-                        &mut dec,
-                        &mut starts,
-                        |at, seg| {
-                            text.push_segment(seg, at);
-                        },
-                    );
+                    let push = |at, seg: &[u8]| text.push_segment(seg, at);
+                    base64::region_segments(chars, align, ranges, &mut dec, &mut starts, push);
                     sub.clear();
                     self.scan_text(&text, depth + 1, &mut sub);
-                    for h in sub.drain(..) {
-                        let start = cmap.map(base64::char_start(h.start, align));
-                        let end = cmap.map(base64::char_end(h.end, align).min(chars.len()));
-                        out.push(Hit {
-                            start,
-                            end,
-                            encoding: join("base64", &h.encoding),
-                            ..h
-                        });
-                    }
+                    base64_hits(&mut sub, &cmap, chars.len(), align, out);
                 }
             } else if plausible {
                 let aligns = if self.text_only {
@@ -75,16 +58,7 @@ impl Engine {
                     }
                     sub.clear();
                     self.scan_decoded(&dec, depth + 1, &mut text, &mut sub);
-                    for h in sub.drain(..) {
-                        let start = cmap.map(base64::char_start(h.start, align));
-                        let end = cmap.map(base64::char_end(h.end, align).min(chars.len()));
-                        out.push(Hit {
-                            start,
-                            end,
-                            encoding: join("base64", &h.encoding),
-                            ..h
-                        });
-                    }
+                    base64_hits(&mut sub, &cmap, chars.len(), align, out);
                 }
             }
             if only_plus {
@@ -155,6 +129,21 @@ impl Engine {
         for h in &mut out[from..] {
             (h.start, h.end) = (text.map.map(h.start), text.map.map(h.end));
         }
+    }
+}
+
+/// Moves the hits found in a payload decoded from `chars` chars at `align` into `out`, placed
+/// at the view positions of the chars that encode them.
+fn base64_hits(sub: &mut Vec<Hit>, cmap: &PosMap, chars: usize, align: usize, out: &mut Vec<Hit>) {
+    for h in sub.drain(..) {
+        let start = cmap.map(base64::char_start(h.start, align));
+        let end = cmap.map(base64::char_end(h.end, align).min(chars));
+        out.push(Hit {
+            start,
+            end,
+            encoding: join("base64", &h.encoding),
+            ..h
+        });
     }
 }
 
