@@ -164,7 +164,8 @@ pub(crate) fn quad_places(b: u8) -> u8 {
         | u8::from(v & 2 == 0) << 2
 }
 
-/// `quad_places` of a block as three masks (first, second, third place).
+/// `quad_places` of a block as three masks (first, second, third place), for base64 chars only:
+/// other bytes get unspecified places (the SSE2 version does not compute their value).
 #[inline(always)]
 pub(crate) fn quad_place_masks(block: &[u8; BLOCK]) -> [u64; 3] {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]

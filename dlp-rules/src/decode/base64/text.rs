@@ -109,8 +109,8 @@ fn text_windows(chars: &[u8], mut f: impl FnMut(usize, u64) -> bool) {
         for k in 1..QUADS {
             r &= ok >> (4 * k);
         }
-        // Only runs of whole quads inside `chars` (the zero padding past the end looks like
-        // second and third places).
+        // Only runs of whole quads inside `chars` (the zero padding past the end is not a
+        // base64 char, so its places are unspecified).
         let room = chars.len() - base - TEXT_SPAN + 1;
         if room < BLOCK {
             r &= (1u64 << room) - 1;
