@@ -13,6 +13,7 @@ use crate::required::{self, ByteSet};
 use crate::rule::{compile_packs, Rule, RuleInfo, Severity};
 use crate::scan::known::RawKnown;
 use crate::scan::Hit;
+use crate::tail::Tails;
 
 include!(concat!(env!("OUT_DIR"), "/packs.rs"));
 
@@ -41,6 +42,8 @@ pub struct Engine {
     /// instead of one per rule. `gate_of[rule]` indexes `gates`.
     pub(crate) gates: Vec<Gate>,
     pub(crate) gate_of: Vec<Option<u32>>,
+    /// What must follow a rule's keyword for a hit to open a window (`tail.rs`).
+    pub(crate) tails: Tails,
     /// Every known secret is printable ASCII and no rule can match fewer than
     /// `MIN_TEXT_RUN` bytes, so only the text segments of a decoded payload need a scan (see
     /// `filter::text_segments`).
@@ -149,6 +152,11 @@ impl Engine {
         };
         let prefilter = Prefilter::build(literals)?;
         let (gates, gate_of) = build_gates(&rules);
+        let tails = Tails::build(
+            rules
+                .iter()
+                .map(|r| (r.info.regex.as_str(), r.literals.as_slice())),
+        );
         let known_ids = known.iter().map(|k| k.id.clone()).collect();
         let text_only = rules.iter().all(|r| r.min_len >= MIN_TEXT_RUN)
             && known.iter().all(|k| {
@@ -164,6 +172,7 @@ impl Engine {
             known_raw,
             gates,
             gate_of,
+            tails,
             text_only,
             max_match,
         })

@@ -17,6 +17,7 @@ mod required;
 mod rule;
 mod scan;
 mod stream;
+mod tail;
 #[cfg(test)]
 mod testgen;
 mod validate;

@@ -68,8 +68,10 @@ impl Engine {
         let mut local = Vec::new();
         let wins = self.windows(view, &mut local);
         let mut gated = Gated::default();
-        for &(r, ws, we) in &wins {
-            self.run_gated(&mut gated, r, view, ws, we, &mut local);
+        for &(r, ws, we, live) in &wins {
+            if live {
+                self.run_gated(&mut gated, r, view, ws, we, &mut local);
+            }
         }
         if depth < MAX_DEPTH {
             self.scan_runs(view, depth, false, &mut local);
@@ -94,7 +96,7 @@ impl Engine {
         // decoded once (JSON escapes only, the usual LLM body): skip mapping every window back.
         if layers == 2 || (layers == 1 && (pct_raw || form)) {
             let (mut gated_v1, mut gated_raw) = (Gated::default(), Gated::default());
-            for &(r, ws, we) in &wins {
+            for &(r, ws, we, _) in &wins {
                 let (s1, e1) = if layers == 2 {
                     (m2.map(ws), m2.map(we))
                 } else {

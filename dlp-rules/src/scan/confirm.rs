@@ -1,5 +1,6 @@
 //! Confirmation: keyword hits become per-rule windows, and each window runs its rule's regex,
-//! after the cheap checks that rule most windows out (a shared gate, a required byte).
+//! after the cheap checks that rule most windows out (what must follow the keyword, a shared
+//! gate, a required byte).
 
 use regex_automata::Input;
 
@@ -9,16 +10,35 @@ use crate::filter;
 use crate::finding;
 use crate::prefilter::Target;
 
+/// `(rule, start, end, live)`, see `Engine::windows`.
+pub(crate) type Window = (u32, usize, usize, bool);
+
 impl Engine {
-    /// windows (sorted) in which each triggered rule's regex must run.
-    pub(super) fn windows(&self, view: &[u8], out: &mut Vec<Hit>) -> Vec<(u32, usize, usize)> {
-        let mut wins: Vec<(u32, usize, usize)> = Vec::new();
+    /// Windows (sorted) in which each triggered rule's regex must run: `(rule, start, end,
+    /// live)`. A window is `live` unless every hit behind it failed its rule's tail
+    /// (`tail.rs`): the rule need not run there on `view`, though it still may on the encoded
+    /// layers under it.
+    pub(crate) fn windows(&self, view: &[u8], out: &mut Vec<Hit>) -> Vec<Window> {
+        let mut wins: Vec<Window> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
+            // The rules behind one literal mostly share their tail (seven on `://`): ask once.
+            let mut asked: Option<(u32, bool)> = None;
             for t in targets {
                 match *t {
                     Target::Rule(r) => {
+                        let live = match self.tails.of(r, &view[s..e]) {
+                            None => true,
+                            Some(t) => match asked {
+                                Some((a, live)) if a == t => live,
+                                _ => {
+                                    let live = self.tails.follows(t, view, e);
+                                    asked = Some((t, live));
+                                    live
+                                }
+                            },
+                        };
                         let w = self.rules[r as usize].window;
-                        wins.push((r, s.saturating_sub(w), (e + w).min(view.len())));
+                        wins.push((r, s.saturating_sub(w), (e + w).min(view.len()), live));
                     }
                     Target::Known(k) => out.push(Hit {
                         target: Target::Known(k),
@@ -32,7 +52,7 @@ impl Engine {
             }
         });
         for &r in &self.keywordless {
-            wins.push((r, 0, view.len()));
+            wins.push((r, 0, view.len(), true));
         }
         // Many windows (e.g. 7 rules per `://` hit): counting sort by rule, O(n), since hits
         // arrive in position order per prefilter pass and each rule's slice is usually sorted
@@ -45,11 +65,14 @@ impl Engine {
         } else {
             self.group_by_rule(wins)
         };
-        let mut merged: Vec<(u32, usize, usize)> = Vec::with_capacity(wins.len());
-        for (r, s, e) in wins {
+        let mut merged: Vec<Window> = Vec::with_capacity(wins.len());
+        for (r, s, e, live) in wins {
             match merged.last_mut() {
-                Some(last) if last.0 == r && s <= last.2 => last.2 = last.2.max(e),
-                _ => merged.push((r, s, e)),
+                Some(last) if last.0 == r && s <= last.2 => {
+                    last.2 = last.2.max(e);
+                    last.3 |= live;
+                }
+                _ => merged.push((r, s, e, live)),
             }
         }
         merged
@@ -88,7 +111,7 @@ impl Engine {
         self.run_rule(r, view, s, e, out);
     }
 
-    fn group_by_rule(&self, wins: Vec<(u32, usize, usize)>) -> Vec<(u32, usize, usize)> {
+    fn group_by_rule(&self, wins: Vec<Window>) -> Vec<Window> {
         let mut starts = vec![0usize; self.rules.len() + 1];
         for w in &wins {
             starts[w.0 as usize + 1] += 1;
@@ -96,7 +119,7 @@ impl Engine {
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
-        let mut sorted = vec![(0u32, 0usize, 0usize); wins.len()];
+        let mut sorted = vec![(0u32, 0usize, 0usize, false); wins.len()];
         let mut next = starts.clone();
         for w in wins {
             sorted[next[w.0 as usize]] = w;

@@ -1,0 +1,159 @@
+//! What must follow a keyword, read off the regex: a keyword hit whose next bytes cannot start
+//! that part of the rule opens no window.
+//!
+//! Why: `://` is the one common keyword in LLM prose and in code (540 hits per MiB of the
+//! prose corpus, 1 600 in source code), and nearly every hit is a plain link. Each one opened a
+//! 400-byte window for seven URL-credential rules, and where the window held an `@` (an e-mail
+//! address, a decorator in code) the rules' shared gate ran a lazy DFA over all of it. The seven
+//! regexes all go on, after `://`, with `user:password@host`; `https://example.com/` fails that
+//! at its first `/`, a dozen bytes in. One anchored search from the keyword's end rules the hit
+//! out.
+//!
+//! Soundness: the tail exists only when the rule's regex, at its top level, is a concatenation
+//! in which a literal element ends with the keyword; the tail is the concatenation of the
+//! elements after it. Every match then holds that literal, so the keyword ends at some position
+//! `p` inside the match, followed at once by a match of the tail. The prefilter reports every
+//! occurrence of the keyword, the one ending at `p` too, and the tail matches there, so that
+//! hit still opens its window, which holds the match as before. A hit whose tail fails only
+//! marks its window as not needed for the view it was found in; the windows re-run on the
+//! encoded layers (a `%`-encoded password, see `scan.rs`) are kept whole, since a tail read on
+//! the decoded bytes says nothing about them. Case-insensitive keywords (classes, not literals),
+//! alternations at the top level and keywords that do not end a literal get no tail.
+
+use std::sync::OnceLock;
+
+use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input};
+use regex_syntax::hir::{Hir, HirKind};
+
+use crate::required;
+
+/// The tails of all rules, deduplicated (the seven URL-credential rules share one), each
+/// compiled on first use like the rules' own regexes.
+#[derive(Debug, Default)]
+pub(crate) struct Tails {
+    tails: Vec<Tail>,
+    /// Per rule: the literal whose hits have a tail, and which tail.
+    of: Vec<Option<(Box<[u8]>, u32)>>,
+}
+
+#[derive(Debug)]
+struct Tail {
+    hir: Hir,
+    /// Longest match of the tail: the search never reads further (`None`: unbounded).
+    max_len: Option<usize>,
+    /// A rare byte every match of the tail holds (the `@` of `user:password@host`): one
+    /// `memchr` over the reach of the tail settles most hits before the regex would start.
+    confirm: Option<u8>,
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl Tails {
+    /// `rules[i]` = (regex source, literals the prefilter finds for rule `i`).
+    pub(crate) fn build<'a>(rules: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Tails {
+        let mut t = Tails::default();
+        for (src, literals) in rules {
+            let entry = parse(src).and_then(|hir| {
+                literals.iter().find_map(|l| {
+                    tail_after(&hir, l.as_bytes()).map(|tail| (l.as_bytes().into(), tail))
+                })
+            });
+            let entry = entry.and_then(|(lit, tail)| Some((lit, t.intern(tail)?)));
+            t.of.push(entry);
+        }
+        t
+    }
+
+    fn intern(&mut self, hir: Hir) -> Option<u32> {
+        let i = match self.tails.iter().position(|t| t.hir == hir) {
+            Some(i) => i,
+            None => {
+                let max_len = hir.properties().maximum_len();
+                let confirm = required::confirm_byte(required::required_bytes(&hir), &[]);
+                self.tails.push(Tail {
+                    hir,
+                    max_len,
+                    confirm,
+                    regex: OnceLock::new(),
+                });
+                self.tails.len() - 1
+            }
+        };
+        u32::try_from(i).ok()
+    }
+
+    /// The tail a hit of `rule` on `keyword` must be followed by, if any.
+    pub(crate) fn of(&self, rule: u32, keyword: &[u8]) -> Option<u32> {
+        match self.of.get(rule as usize)? {
+            Some((lit, t)) if **lit == *keyword => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// Whether tail `t` matches at `view[at..]` (look-arounds see the whole view, as the rule's
+    /// regex does in its window). A tail that failed to compile answers yes (fail open to the
+    /// rule, which then runs as it would without tails).
+    pub(crate) fn follows(&self, t: u32, view: &[u8], at: usize) -> bool {
+        let Some(tail) = self.tails.get(t as usize) else {
+            return true;
+        };
+        let end = tail
+            .max_len
+            .map_or(view.len(), |m| at.saturating_add(m).min(view.len()));
+        let at = at.min(end);
+        if let Some(b) = tail.confirm {
+            if memchr::memchr(b, &view[at..end]).is_none() {
+                return false;
+            }
+        }
+        let Some(re) = tail.regex.get_or_init(|| build(&tail.hir)) else {
+            return true;
+        };
+        re.is_match(Input::new(view).span(at..end).anchored(Anchored::Yes))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> usize {
+        self.tails.len()
+    }
+}
+
+fn parse(src: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(false)
+        .build()
+        .parse(src)
+        .ok()
+}
+
+fn build(hir: &Hir) -> Option<Regex> {
+    Regex::builder()
+        .configure(Regex::config().utf8_empty(false))
+        .build_from_hir(hir)
+        .ok()
+}
+
+/// The part of every match of `hir` that follows a literal ending in `keyword`, when `hir` is
+/// (inside top-level groups) a concatenation holding such a literal; `None` otherwise, or when
+/// nothing follows it.
+pub(crate) fn tail_after(hir: &Hir, keyword: &[u8]) -> Option<Hir> {
+    match hir.kind() {
+        HirKind::Capture(cap) => tail_after(&cap.sub, keyword),
+        HirKind::Concat(parts) => {
+            let at = parts.iter().position(|p| match p.kind() {
+                HirKind::Literal(lit) => !keyword.is_empty() && lit.0.ends_with(keyword),
+                _ => false,
+            })?;
+            let rest = parts.get(at + 1..)?;
+            if rest.is_empty() {
+                return None;
+            }
+            Some(Hir::concat(rest.to_vec()))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

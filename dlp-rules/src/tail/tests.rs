@@ -1,0 +1,146 @@
+use super::*;
+use crate::engine::Engine;
+use crate::finding::Location;
+use crate::testgen::Lcg;
+
+fn hir(re: &str) -> Hir {
+    parse(re).unwrap()
+}
+
+#[test]
+fn the_tail_is_what_follows_the_literal_that_ends_with_the_keyword() {
+    let tail = |re: &str, kw: &str| tail_after(&hir(re), kw.as_bytes());
+    assert_eq!(tail(r"ab://[x-z]+@", "://"), Some(hir(r"[x-z]+@")));
+    assert_eq!(tail(r"\b(?:a|bc)s?://x{2}y", "://"), Some(hir(r"x{2}y")));
+    assert_eq!(tail(r"(ghp_[A-Z]{3})", "ghp_"), Some(hir(r"[A-Z]{3}")));
+    // The first literal ending with the keyword: the longest tail.
+    assert_eq!(tail(r"k=[0-9]k=z", "k="), Some(hir(r"[0-9]k=z")));
+    // No tail: an alternation on top, nothing after, a keyword inside a literal, a class.
+    assert_eq!(tail(r"a://x|b://y", "://"), None);
+    assert_eq!(tail(r"[a-z]+://", "://"), None);
+    assert_eq!(tail(r"a://b", "a:/"), None);
+    assert_eq!(tail(r"(?i)key=[0-9]", "key="), None);
+    assert_eq!(tail(r"x(?:ab)+://y", "ab"), None);
+}
+
+#[test]
+fn the_url_credential_rules_share_one_tail_that_plain_links_fail() {
+    let e = Engine::builtin().unwrap();
+    let url = |id: &str| {
+        let i = e.rules.iter().position(|r| r.info.id == id).unwrap();
+        e.tails.of(u32::try_from(i).unwrap(), b"://").unwrap()
+    };
+    let t = url("url-credentials");
+    for id in [
+        "postgres-url-credentials",
+        "redis-url-credentials",
+        "database-url-credentials",
+    ] {
+        assert_eq!(url(id), t, "{id}");
+    }
+    assert!(e.tails.count() > 1, "prefixed tokens get tails too");
+    let at = |s: &str| s.find("://").unwrap() + 3;
+    let link = "see https://example.com/a?b=c@d for more";
+    assert!(!e.tails.follows(t, link.as_bytes(), at(link)));
+    let cred = "db=postgres://app:s3cr3t-pw@db.internal/x";
+    assert!(e.tails.follows(t, cred.as_bytes(), at(cred)));
+    // Cut off before the host: a view that ends there cannot hold the match either.
+    let cut = "postgres://app:s3cr3t-pw@";
+    assert!(!e.tails.follows(t, cut.as_bytes(), at(cut)));
+    // A keyword the rule lists but whose hits have no tail (another literal) is not asked.
+    assert_eq!(e.tails.of(0, b"no-such-literal"), None);
+}
+
+fn findings(e: &Engine, data: &[u8], form: bool) -> Vec<String> {
+    let mut f: Vec<String> = e
+        .scan_bytes(data, form, Location::Body)
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect();
+    f.sort();
+    f
+}
+
+/// Inputs where tails matter: links, credentials in URLs (percent-encoded passwords among
+/// them), e-mail addresses, JSON escapes, every pack example, in bodies and forms.
+fn inputs() -> Vec<(Vec<u8>, bool)> {
+    const PIECES: &[&str] = &[
+        "https://",
+        "postgres://",
+        "redis://",
+        "mongodb+srv://",
+        "ftp://",
+        "://",
+        "app",
+        "user",
+        ":",
+        ":",
+        "s3cr3t-pw",
+        "p%40ss%3Aw",
+        "hunter22",
+        "@",
+        "@",
+        "db.internal",
+        "example.com",
+        "/",
+        "/path",
+        "?q=1",
+        " ",
+        "\"",
+        "\\\"",
+        "\\n",
+        "\\/",
+        "$x",
+        "%",
+        "%2F",
+        "+",
+        ".",
+        "[::1]",
+        "{",
+        "mail@example.org",
+        "\n",
+        "Kq7vP2xZ9mLw",
+        "wJalrXUtnFEMI",
+        // Far enough apart, two hits' windows differ and merge only in part.
+        "then we walked along the river for a while and talked about the weather, the trains, \
+         the price of bread and everything else that came to mind before the rain began",
+    ];
+    let e = Engine::builtin().unwrap();
+    let mut out = Vec::new();
+    let mut rng = Lcg::new(0x7a11);
+    for i in 0..4000 {
+        let n = 3 + (rng.next() >> 59) as usize;
+        let s: String = (0..n).map(|_| rng.pick(PIECES)).collect();
+        out.push((s.into_bytes(), i % 3 == 0));
+    }
+    for r in e.rules() {
+        for ex in &r.examples {
+            out.push((format!("{{\"k\":\"{ex}\"}}").into_bytes(), false));
+            let pct: String = ex.bytes().map(|b| format!("%{b:02X}")).collect();
+            out.push((format!("a=1&b={pct}").into_bytes(), true));
+        }
+    }
+    out
+}
+
+#[test]
+fn tails_change_no_finding() {
+    let with = Engine::builtin().unwrap();
+    let mut without = Engine::builtin().unwrap();
+    without.tails = Tails::default();
+    let (mut found, mut pruned) = (0, 0);
+    for (data, form) in inputs() {
+        let a = findings(&with, &data, form);
+        assert_eq!(
+            a,
+            findings(&without, &data, form),
+            "{:?} form={form}",
+            String::from_utf8_lossy(&data)
+        );
+        found += usize::from(!a.is_empty());
+        pruned += usize::from(with.windows(&data, &mut Vec::new()).iter().any(|w| !w.3));
+    }
+    // The inputs must exercise both sides: findings, and hits the tails ruled out.
+    assert!(found > 500, "{found}");
+    assert!(pruned > 500, "{pruned}");
+}
