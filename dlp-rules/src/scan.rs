@@ -65,8 +65,10 @@ impl Engine {
             1 => &v1,
             _ => &v2,
         };
+        // Whether windows are re-run on the encoded layers below (see the end of this function).
+        let rerun = layers == 2 || (layers == 1 && (pct_raw || form));
         let mut local = Vec::new();
-        let wins = self.windows(view, &mut local);
+        let wins = self.windows(view, rerun, &mut local);
         let mut gated = Gated::default();
         for &(r, ws, we, live) in &wins {
             if live {
@@ -94,7 +96,7 @@ impl Engine {
         // Keyword hits come from the decoded view, so this costs only regex time in windows.
         // Nothing to re-run when the raw view holds no `%` and is not a form and the view was
         // decoded once (JSON escapes only, the usual LLM body): skip mapping every window back.
-        if layers == 2 || (layers == 1 && (pct_raw || form)) {
+        if rerun {
             let (mut gated_v1, mut gated_raw) = (Gated::default(), Gated::default());
             for &(r, ws, we, _) in &wins {
                 let (s1, e1) = if layers == 2 {

@@ -85,7 +85,9 @@ impl Tails {
     /// The tail a hit of `rule` on `keyword` must be followed by, if any.
     pub(crate) fn of(&self, rule: u32, keyword: &[u8]) -> Option<u32> {
         match self.of.get(rule as usize)? {
-            Some((lit, t)) if **lit == *keyword => Some(*t),
+            // A byte loop: these are 3-4 byte literals, asked for every rule behind a hit, and
+            // a slice compare called `memcmp` for each.
+            Some((lit, t)) if lit.len() == keyword.len() && lit.iter().eq(keyword) => Some(*t),
             _ => None,
         }
     }

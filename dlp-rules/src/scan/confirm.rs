@@ -17,8 +17,9 @@ impl Engine {
     /// Windows (sorted) in which each triggered rule's regex must run: `(rule, start, end,
     /// live)`. A window is `live` unless every hit behind it failed its rule's tail
     /// (`tail.rs`): the rule need not run there on `view`, though it still may on the encoded
-    /// layers under it.
-    pub(crate) fn windows(&self, view: &[u8], out: &mut Vec<Hit>) -> Vec<Window> {
+    /// layers under it. Windows that are not live are dropped unless `keep_dead` (the caller
+    /// re-runs windows on encoded layers).
+    pub(crate) fn windows(&self, view: &[u8], keep_dead: bool, out: &mut Vec<Hit>) -> Vec<Window> {
         let mut wins: Vec<Window> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
             // The rules behind one literal mostly share their tail (seven on `://`): ask once.
@@ -37,8 +38,10 @@ impl Engine {
                                 }
                             },
                         };
-                        let w = self.rules[r as usize].window;
-                        wins.push((r, s.saturating_sub(w), (e + w).min(view.len()), live));
+                        if live || keep_dead {
+                            let w = self.rules[r as usize].window;
+                            wins.push((r, s.saturating_sub(w), (e + w).min(view.len()), live));
+                        }
                     }
                     Target::Known(k) => out.push(Hit {
                         target: Target::Known(k),
