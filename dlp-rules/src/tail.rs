@@ -33,8 +33,21 @@ use crate::required;
 #[derive(Debug, Default)]
 pub(crate) struct Tails {
     tails: Vec<Tail>,
-    /// Per rule: the literal whose hits have a tail, and which tail.
-    of: Vec<Option<(Box<[u8]>, u32)>>,
+    /// The literals whose hits have a tail, deduplicated.
+    literals: Vec<Box<[u8]>>,
+    /// Per rule: `(literal, tail)` indexes, or `NONE`.
+    of: Vec<(u32, u32)>,
+}
+
+const NONE: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// What one hit has learned so far: every rule behind a literal is asked in turn, and they
+/// mostly share the literal and its tail (seven rules on `://`), so each is compared or
+/// searched once per hit.
+#[derive(Debug, Default)]
+pub(crate) struct Asked {
+    literal: Option<(u32, bool)>,
+    tail: Option<(u32, bool)>,
 }
 
 #[derive(Debug)]
@@ -54,14 +67,25 @@ impl Tails {
         let mut t = Tails::default();
         for (src, literals) in rules {
             let entry = parse(src).and_then(|hir| {
-                literals.iter().find_map(|l| {
-                    tail_after(&hir, l.as_bytes()).map(|tail| (l.as_bytes().into(), tail))
-                })
+                literals
+                    .iter()
+                    .find_map(|l| tail_after(&hir, l.as_bytes()).map(|tail| (l.as_bytes(), tail)))
             });
-            let entry = entry.and_then(|(lit, tail)| Some((lit, t.intern(tail)?)));
-            t.of.push(entry);
+            let entry = entry.and_then(|(lit, tail)| Some((t.literal(lit)?, t.intern(tail)?)));
+            t.of.push(entry.unwrap_or(NONE));
         }
         t
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Option<u32> {
+        let i = match self.literals.iter().position(|l| **l == *lit) {
+            Some(i) => i,
+            None => {
+                self.literals.push(lit.into());
+                self.literals.len() - 1
+            }
+        };
+        u32::try_from(i).ok().filter(|&i| i != u32::MAX)
     }
 
     fn intern(&mut self, hir: Hir) -> Option<u32> {
@@ -79,16 +103,55 @@ impl Tails {
                 self.tails.len() - 1
             }
         };
-        u32::try_from(i).ok()
+        u32::try_from(i).ok().filter(|&i| i != u32::MAX)
     }
 
     /// The tail a hit of `rule` on `keyword` must be followed by, if any.
+    #[cfg(test)]
     pub(crate) fn of(&self, rule: u32, keyword: &[u8]) -> Option<u32> {
-        match self.of.get(rule as usize)? {
-            // A byte loop: these are 3-4 byte literals, asked for every rule behind a hit, and
-            // a slice compare called `memcmp` for each.
-            Some((lit, t)) if lit.len() == keyword.len() && lit.iter().eq(keyword) => Some(*t),
-            _ => None,
+        let &(l, t) = self.of.get(rule as usize)?;
+        let lit = self.literals.get(l as usize)?;
+        (**lit == *keyword).then_some(t)
+    }
+
+    /// Whether the hit `view[s..e]` of `rule` may open a window: its rule has no tail for
+    /// this literal, or the tail follows.
+    #[inline]
+    pub(crate) fn live(
+        &self,
+        asked: &mut Asked,
+        rule: u32,
+        view: &[u8],
+        s: usize,
+        e: usize,
+    ) -> bool {
+        let Some(&(l, t)) = self.of.get(rule as usize) else {
+            return true;
+        };
+        if l == NONE.0 {
+            return true;
+        }
+        let same = match asked.literal {
+            Some((a, same)) if a == l => same,
+            _ => {
+                let same = self
+                    .literals
+                    .get(l as usize)
+                    .is_some_and(|lit| **lit == view[s..e]);
+                asked.literal = Some((l, same));
+                same
+            }
+        };
+        if !same {
+            return true;
+        }
+        match asked.tail {
+            Some((a, live)) if a == t => live,
+            _ => {
+                let live = self.follows(t, view, e);
+                asked.tail = Some((t, live));
+                live
+            }
         }
     }
 

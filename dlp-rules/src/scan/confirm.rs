@@ -9,6 +9,7 @@ use crate::engine::Engine;
 use crate::filter;
 use crate::finding;
 use crate::prefilter::Target;
+use crate::tail::Asked;
 
 /// `(rule, start, end, live)`, see `Engine::windows`.
 pub(crate) type Window = (u32, usize, usize, bool);
@@ -22,22 +23,11 @@ impl Engine {
     pub(crate) fn windows(&self, view: &[u8], keep_dead: bool, out: &mut Vec<Hit>) -> Vec<Window> {
         let mut wins: Vec<Window> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
-            // The rules behind one literal mostly share their tail (seven on `://`): ask once.
-            let mut asked: Option<(u32, bool)> = None;
+            let mut asked = Asked::default();
             for t in targets {
                 match *t {
                     Target::Rule(r) => {
-                        let live = match self.tails.of(r, &view[s..e]) {
-                            None => true,
-                            Some(t) => match asked {
-                                Some((a, live)) if a == t => live,
-                                _ => {
-                                    let live = self.tails.follows(t, view, e);
-                                    asked = Some((t, live));
-                                    live
-                                }
-                            },
-                        };
+                        let live = self.tails.live(&mut asked, r, view, s, e);
                         if live || keep_dead {
                             let w = self.rules[r as usize].window;
                             wins.push((r, s.saturating_sub(w), (e + w).min(view.len()), live));
