@@ -152,11 +152,7 @@ impl Engine {
         };
         let prefilter = Prefilter::build(literals)?;
         let (gates, gate_of) = build_gates(&rules);
-        let tails = Tails::build(
-            rules
-                .iter()
-                .map(|r| (r.info.regex.as_str(), r.literals.as_slice())),
-        );
+        let tails = Tails::build(rules.iter().map(|r| r.tail.as_ref()));
         let known_ids = known.iter().map(|k| k.id.clone()).collect();
         let text_only = rules.iter().all(|r| r.min_len >= MIN_TEXT_RUN)
             && known.iter().all(|k| {

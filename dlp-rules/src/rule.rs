@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DlpError;
 use crate::required::{self, ByteSet};
+use crate::tail::RuleTail;
 use crate::validate::Validator;
 
 /// Bytes scanned either side of a keyword hit unless the rule says otherwise.
@@ -91,6 +92,8 @@ pub(crate) struct Rule {
     /// before the regex runs in a window, if any is worth it.
     pub required: ByteSet,
     pub confirm: Option<u8>,
+    /// What must follow the keyword for a hit to open a window (`tail.rs`).
+    pub tail: Option<RuleTail>,
 }
 
 /// Same dialect as `regex::bytes::Regex` (patterns may match arbitrary bytes), ASCII classes:
@@ -168,6 +171,7 @@ impl Rule {
         let min_len = hir.properties().minimum_len().unwrap_or(0);
         let required = required::required_bytes(&hir);
         let confirm = required::confirm_byte(required, &literals);
+        let tail = RuleTail::read(&hir, &literals);
         let info = RuleInfo {
             id: spec.id,
             description: spec.description,
@@ -191,6 +195,7 @@ impl Rule {
             min_len,
             required,
             confirm,
+            tail,
         })
     }
 }

@@ -26,7 +26,7 @@ use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input};
 use regex_syntax::hir::{Hir, HirKind};
 
-use crate::required;
+use crate::{required, rule};
 
 /// The tails of all rules, deduplicated (the seven URL-credential rules share one), each
 /// compiled on first use like the rules' own regexes.
@@ -50,28 +50,49 @@ pub(crate) struct Asked {
     tail: Option<(u32, bool)>,
 }
 
-#[derive(Debug)]
-struct Tail {
-    hir: Hir,
+/// A rule's tail as read off its syntax tree when the rule is loaded (the tree is parsed then
+/// anyway, and kept no longer): the literal whose hits it follows, the tail as a pattern,
+/// compiled only if that literal ever hits, and what the check needs before compiling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleTail {
+    literal: String,
+    pattern: String,
     /// Longest match of the tail: the search never reads further (`None`: unbounded).
     max_len: Option<usize>,
     /// A rare byte every match of the tail holds (the `@` of `user:password@host`): one
     /// `memchr` over the reach of the tail settles most hits before the regex would start.
     confirm: Option<u8>,
+}
+
+impl RuleTail {
+    /// The tail after the first of `literals` (the rule's prefilter literals) that has one.
+    pub(crate) fn read(hir: &Hir, literals: &[String]) -> Option<RuleTail> {
+        literals.iter().find_map(|l| {
+            let tail = tail_after(hir, l.as_bytes())?;
+            Some(RuleTail {
+                literal: l.clone(),
+                // Printed from the tree, the pattern parses back to the same tree.
+                pattern: tail.to_string(),
+                max_len: tail.properties().maximum_len(),
+                confirm: required::confirm_byte(required::required_bytes(&tail), &[]),
+            })
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Tail {
+    rule: RuleTail,
     regex: OnceLock<Option<Regex>>,
 }
 
 impl Tails {
-    /// `rules[i]` = (regex source, literals the prefilter finds for rule `i`).
-    pub(crate) fn build<'a>(rules: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Tails {
+    /// `rules[i]` = the tail of rule `i`, if it has one.
+    pub(crate) fn build<'a>(rules: impl IntoIterator<Item = Option<&'a RuleTail>>) -> Tails {
         let mut t = Tails::default();
-        for (src, literals) in rules {
-            let entry = parse(src).and_then(|hir| {
-                literals
-                    .iter()
-                    .find_map(|l| tail_after(&hir, l.as_bytes()).map(|tail| (l.as_bytes(), tail)))
-            });
-            let entry = entry.and_then(|(lit, tail)| Some((t.literal(lit)?, t.intern(tail)?)));
+        for tail in rules {
+            let entry =
+                tail.and_then(|tail| Some((t.literal(tail.literal.as_bytes())?, t.intern(tail)?)));
             t.of.push(entry.unwrap_or(NONE));
         }
         t
@@ -88,16 +109,12 @@ impl Tails {
         u32::try_from(i).ok().filter(|&i| i != u32::MAX)
     }
 
-    fn intern(&mut self, hir: Hir) -> Option<u32> {
-        let i = match self.tails.iter().position(|t| t.hir == hir) {
+    fn intern(&mut self, tail: &RuleTail) -> Option<u32> {
+        let i = match self.tails.iter().position(|t| t.rule == *tail) {
             Some(i) => i,
             None => {
-                let max_len = hir.properties().maximum_len();
-                let confirm = required::confirm_byte(required::required_bytes(&hir), &[]);
                 self.tails.push(Tail {
-                    hir,
-                    max_len,
-                    confirm,
+                    rule: tail.clone(),
                     regex: OnceLock::new(),
                 });
                 self.tails.len() - 1
@@ -163,15 +180,19 @@ impl Tails {
             return true;
         };
         let end = tail
+            .rule
             .max_len
             .map_or(view.len(), |m| at.saturating_add(m).min(view.len()));
         let at = at.min(end);
-        if let Some(b) = tail.confirm {
+        if let Some(b) = tail.rule.confirm {
             if memchr::memchr(b, &view[at..end]).is_none() {
                 return false;
             }
         }
-        let Some(re) = tail.regex.get_or_init(|| build(&tail.hir)) else {
+        let Some(re) = tail
+            .regex
+            .get_or_init(|| rule::build_regex(&tail.rule.pattern))
+        else {
             return true;
         };
         re.is_match(Input::new(view).span(at..end).anchored(Anchored::Yes))
@@ -181,22 +202,6 @@ impl Tails {
     pub(crate) fn count(&self) -> usize {
         self.tails.len()
     }
-}
-
-fn parse(src: &str) -> Option<Hir> {
-    regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .unicode(false)
-        .build()
-        .parse(src)
-        .ok()
-}
-
-fn build(hir: &Hir) -> Option<Regex> {
-    Regex::builder()
-        .configure(Regex::config().utf8_empty(false))
-        .build_from_hir(hir)
-        .ok()
 }
 
 /// The part of every match of `hir` that follows a literal ending in `keyword`, when `hir` is

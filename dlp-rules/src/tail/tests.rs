@@ -4,7 +4,12 @@ use crate::finding::Location;
 use crate::testgen::Lcg;
 
 fn hir(re: &str) -> Hir {
-    parse(re).unwrap()
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(false)
+        .build()
+        .parse(re)
+        .unwrap()
 }
 
 #[test]
@@ -21,6 +26,19 @@ fn the_tail_is_what_follows_the_literal_that_ends_with_the_keyword() {
     assert_eq!(tail(r"a://b", "a:/"), None);
     assert_eq!(tail(r"(?i)key=[0-9]", "key="), None);
     assert_eq!(tail(r"x(?:ab)+://y", "ab"), None);
+}
+
+#[test]
+fn every_printed_tail_parses_back_to_its_tree() {
+    let e = Engine::builtin().unwrap();
+    let mut n = 0;
+    for r in &e.rules {
+        let Some(t) = &r.tail else { continue };
+        let tail = tail_after(&hir(&r.info.regex), t.literal.as_bytes()).unwrap();
+        assert_eq!(hir(&t.pattern), tail, "{}", r.info.id);
+        n += 1;
+    }
+    assert!(n > 50, "{n}");
 }
 
 #[test]
