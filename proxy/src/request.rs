@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::uri::{Authority, PathAndQuery};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::header::{CONNECTION, HOST};
+use http::uri::Authority;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -16,15 +16,20 @@ use crate::audit::{Decision, Event, Kind};
 use crate::body::{self, Counted, Idle};
 use crate::forward::headers::{is_websocket_upgrade, strip_hop_by_hop};
 use crate::forward::ProxyBody;
+use crate::inspect;
 use crate::inspect::body::{ScanBody, SharedVerdict};
 use crate::inspect::websocket;
-use crate::inspect::{self, Verdict};
 use crate::limits::{BODY_IDLE_TIMEOUT, RESPONSE_IDLE_TIMEOUT, UPGRADE_TIMEOUT};
 use crate::policy::{method, Target};
 use crate::state::Proxy;
-use dlp_rules::BodyContext;
+use authority::{
+    authority_matches, path_and_query, port_is_malformed, same_authority, upstream_uri,
+};
+use checks::{body_context, body_refusal, smuggling, BodyRefusal};
 use outcome::{CutOnBlock, Outcome};
 
+mod authority;
+mod checks;
 mod outcome;
 mod reflected;
 
@@ -88,36 +93,6 @@ pub async fn handle_bumped(
     };
     let inject = proxy.injector.for_target(t);
     exchange(req, uri, t, event, proxy, inject, &tunnel.lease).await
-}
-
-/// `https://<tunnel authority><path and query of the request>`, from parts already parsed
-/// (no formatting and re-parsing per request).
-fn upstream_uri(authority: Option<Authority>, req: &Uri) -> Option<Uri> {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTPS);
-    parts.authority = Some(authority?);
-    parts.path_and_query = match req.path_and_query() {
-        None => Some(PathAndQuery::from_static("/")),
-        // Origin form only: `OPTIONS *` (asterisk form) has no upstream resource to name.
-        Some(p) if p.as_str().starts_with('/') => Some(p.clone()),
-        Some(_) => return None,
-    };
-    Uri::from_parts(parts).ok()
-}
-
-/// Whether an authority names a port that is not one (`host:99999`, `host:8080x`): `http`
-/// parses those with no port at all. Userinfo is skipped; an empty port (`host:`) means the
-/// default, as RFC 3986 has it.
-fn port_is_malformed(a: &Authority) -> bool {
-    let s = a.as_str();
-    let host_port = s.rsplit_once('@').map_or(s, |(_, hp)| hp);
-    let after_host = host_port
-        .rsplit_once(']')
-        .map_or(host_port, |(_, rest)| rest);
-    after_host
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty())
-        && a.port_u16().is_none()
 }
 
 /// An absolute-form plain-HTTP request (`GET http://host/path`).
@@ -407,156 +382,4 @@ pub async fn exchange(
         None => body,
     };
     Response::from_parts(parts, body)
-}
-
-enum BodyRefusal {
-    Finding(Verdict, String),
-    Unscannable(String),
-}
-
-/// A body cut by DLP (finding or unscannable) turns the exchange into a 403, whatever the
-/// upstream said: the upstream saw only cleared bytes.
-fn body_refusal(shared: &SharedVerdict, target: &Target, method: &str) -> Option<BodyRefusal> {
-    // A verdict that cannot be read (a scanner thread panicked holding it) is no clearance.
-    let Ok(state) = shared.lock() else {
-        return Some(BodyRefusal::Unscannable(
-            "request body verdict unavailable".into(),
-        ));
-    };
-    if let Some(f) = &state.verdict.blocking {
-        let body = inspect::denial_body(method, target, f);
-        return Some(BodyRefusal::Finding(state.verdict.clone(), body));
-    }
-    state
-        .unscannable
-        .as_ref()
-        .map(|why| BodyRefusal::Unscannable(format!("request body could not be scanned: {why}")))
-}
-
-/// How the body is to be decoded, from every `Content-Encoding` line (an upstream merges
-/// repeated lines into one list, so the scanner must decode all of them: reading only the first
-/// let `identity` then `gzip` pass gzip bytes as text). A value that is not visible ASCII is
-/// refused: it cannot be decoded as the upstream would.
-fn body_context(headers: &HeaderMap) -> Result<BodyContext, String> {
-    let mut ctx = BodyContext::body();
-    let mut codings = Vec::new();
-    for v in headers.get_all(http::header::CONTENT_ENCODING) {
-        let v = v
-            .to_str()
-            .map_err(|_| "Content-Encoding is not readable text".to_owned())?;
-        codings.push(v);
-    }
-    if !codings.is_empty() {
-        ctx = ctx.with_content_encoding(codings.join(", "));
-    }
-    if let Some(ct) = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        ctx = ctx.with_content_type(ct);
-    }
-    Ok(ctx)
-}
-
-/// Rejects the framing ambiguities request smuggling is built on (RFC 9112 §6.3).
-fn smuggling(headers: &HeaderMap) -> Option<&'static str> {
-    let cl = headers.get_all(CONTENT_LENGTH).iter().count();
-    let te = headers.contains_key(TRANSFER_ENCODING);
-    if cl > 0 && te {
-        return Some("both Content-Length and Transfer-Encoding present");
-    }
-    if cl > 1 {
-        return Some("duplicate Content-Length");
-    }
-    None
-}
-
-fn path_and_query(uri: &Uri) -> String {
-    uri.path_and_query()
-        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
-}
-
-/// The Host header (HTTP/1) or `:authority` (HTTP/2) must name the tunnel's host and port.
-fn authority_matches(req: &Request<Incoming>, t: &Target, proxy: &Proxy) -> Result<(), String> {
-    let from_uri = req.uri().authority().map(|a| a.as_str());
-    let from_host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
-    let mut seen = false;
-    for authority in [from_uri, from_host].into_iter().flatten() {
-        seen = true;
-        if !proxy.policy.same_target(authority, 443, t) {
-            return Err(format!(
-                "request names {authority:?} inside a tunnel opened for {}",
-                t.authority()
-            ));
-        }
-    }
-    if seen {
-        Ok(())
-    } else {
-        Err("request has no Host or :authority".into())
-    }
-}
-
-fn same_authority(
-    host_header: &HeaderValue,
-    uri_authority: &str,
-    default_port: u16,
-    proxy: &Proxy,
-) -> bool {
-    let Ok(h) = host_header.to_str() else {
-        return false;
-    };
-    proxy.policy.same_authority(h, uri_authority, default_port)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn malformed_ports_are_told_apart_from_userinfo_brackets_and_empty_ports() {
-        let bad = |a: &str| super::port_is_malformed(&a.parse().unwrap());
-        for a in [
-            "h.test:99999",
-            "h.test:8080x",
-            "h.test:65536",
-            "[::1]:70000",
-            "u:p@h.test:9x",
-        ] {
-            assert!(bad(a), "{a}");
-        }
-        for a in [
-            "h.test",
-            "h.test:8080",
-            "h.test:",
-            "u:pw@h.test",
-            "u:pw@h.test:81",
-            "[::1]",
-            "[::1]:443",
-        ] {
-            assert!(!bad(a), "{a}");
-        }
-    }
-
-    use super::*;
-
-    fn authority() -> Option<Authority> {
-        Authority::try_from("api.example.com:443").ok()
-    }
-
-    #[test]
-    fn upstream_uri_keeps_path_and_query_of_the_request() {
-        let req: Uri = "/v1/messages?beta=true".parse().unwrap();
-        let uri = upstream_uri(authority(), &req).unwrap();
-        assert_eq!(uri, "https://api.example.com:443/v1/messages?beta=true");
-        let req: Uri = "https://api.example.com/x?y".parse().unwrap();
-        let uri = upstream_uri(authority(), &req).unwrap();
-        assert_eq!(uri, "https://api.example.com:443/x?y");
-    }
-
-    #[test]
-    fn upstream_uri_refuses_what_names_no_resource() {
-        let star: Uri = "*".parse().unwrap();
-        assert!(upstream_uri(authority(), &star).is_none());
-        let req: Uri = "/a".parse().unwrap();
-        assert!(upstream_uri(None, &req).is_none());
-    }
 }
