@@ -52,7 +52,7 @@ impl Engine {
             pct_raw = n1.percent;
             if n1.changed {
                 layers = 1;
-                if escape::needs_normalize(&v1, false) {
+                if n1.again {
                     let n2 = escape::normalize(&v1, false, &mut v2, &mut m2);
                     if n2.changed {
                         layers = 2;

@@ -27,6 +27,10 @@ pub(crate) struct Normalized {
     /// nothing and spares the scanner a search per confirmation window when it asks whether a
     /// window's raw bytes were percent-encoded.
     pub percent: bool,
+    /// The output holds a `\` or a `%` (an escape that decoded to one, or one kept as is): a
+    /// second pass could change it. Known from the escapes the loop visits anyway, where asking
+    /// the output spent a `memchr2` over a whole decoded view that nearly never holds one.
+    pub again: bool,
 }
 
 /// Decodes `hay` into `out` (cleared first), recording re-alignment points in `map`.
@@ -37,6 +41,7 @@ pub(crate) struct Normalized {
 /// decoded; a starter that is not an escape (`%zz`, a lone `\`) stays in that text.
 pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut PosMap) -> Normalized {
     let mut percent = false;
+    let mut again = false;
     out.clear();
     out.reserve(hay.len() + BLOCK);
     map.clear_from(0);
@@ -53,6 +58,9 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
             // a surrogate pair (a long escape may end past this block). Never a `%`: no escape
             // consumes one.
             if i < pos {
+                // Only the second `\` of `\\` lies right before `pos`: that escape wrote a
+                // `\` (known here, off the hot path of the other two-byte escapes).
+                again |= i + 1 == pos;
                 continue;
             }
             let consumed = match hay[i] {
@@ -68,6 +76,10 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
                         if n != 0 {
                             copy_text(hay, pos, i, out);
                             out.extend_from_slice(&buf[..len]);
+                            again |= buf[..len].iter().any(|&b| b == b'\\' || b == b'%');
+                        } else {
+                            // Kept as is, with the text around it.
+                            again = true;
                         }
                         n
                     }
@@ -81,12 +93,15 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
                         (Some(h), Some(l)) => {
                             copy_text(hay, pos, i, out);
                             map.push_percent(out.len());
-                            out.push(h << 4 | l);
+                            let b = h << 4 | l;
+                            out.push(b);
+                            again |= b == b'\\' || b == b'%';
                             3
                         }
                         _ => {
                             // Kept as is: it will be copied with the text before the next escape.
                             map.push_percent(out.len() + (i - pos));
+                            again = true;
                             0
                         }
                     }
@@ -109,7 +124,11 @@ pub(crate) fn normalize(hay: &[u8], form: bool, out: &mut Vec<u8>, map: &mut Pos
         block += BLOCK;
     }
     out.extend_from_slice(hay.get(pos..).unwrap_or(&[]));
-    Normalized { changed, percent }
+    Normalized {
+        changed,
+        percent,
+        again,
+    }
 }
 
 /// The earliest parent position at which the starter of the escape between two consecutive
@@ -324,6 +343,10 @@ mod tests {
             b"%41",
             b"%4",
             b"%zz",
+            b"%5C",
+            b"%25",
+            b"\\u005c",
+            b"\\x25",
             b"+",
             b"\\",
             b"%",
@@ -342,8 +365,17 @@ mod tests {
             for form in [false, true] {
                 let mut out = Vec::new();
                 let mut map = PosMap::default();
-                let Normalized { changed, percent } = normalize(&hay, form, &mut out, &mut map);
+                let Normalized {
+                    changed,
+                    percent,
+                    again,
+                } = normalize(&hay, form, &mut out, &mut map);
                 assert_eq!(percent, hay.contains(&b'%'), "case {case} form {form}");
+                assert_eq!(
+                    again,
+                    needs_normalize(&out, false),
+                    "case {case} form {form}"
+                );
                 let (want, points, want_changed, starters) = normalize_ref(&hay, form);
                 assert_eq!(out, want, "case {case} form {form}");
                 assert_eq!(changed, want_changed, "case {case} form {form}");
