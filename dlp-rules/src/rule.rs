@@ -171,7 +171,7 @@ impl Rule {
         let min_len = hir.properties().minimum_len().unwrap_or(0);
         let required = required::required_bytes(&hir);
         let confirm = required::confirm_byte(required, &literals);
-        let tail = RuleTail::read(&hir, &literals);
+        let tail = RuleTail::read(&hir, &literals, window);
         let info = RuleInfo {
             id: spec.id,
             description: spec.description,

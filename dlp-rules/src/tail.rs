@@ -14,7 +14,12 @@
 //! elements after it. Every match then holds that literal, so the keyword ends at some position
 //! `p` inside the match, followed at once by a match of the tail. The prefilter reports every
 //! occurrence of the keyword, the one ending at `p` too, and the tail matches there, so that
-//! hit still opens its window, which holds the match as before. A hit whose tail fails only
+//! hit still opens its window, and the merged window that holds the match holds that hit. So a
+//! merged window in which every hit failed holds no match and is not run. Leaving such windows
+//! out before merging is sound only for rules where what comes before the keyword's end and
+//! the tail are each at most the window long: their matches lie inside the window of their
+//! own hit, so no failed hit's window was needed to reach them (two URL-credential rules, whose
+//! scheme may be `postgresql+` and any length of driver name, keep theirs). A hit whose tail fails only
 //! marks its window as not needed for the view it was found in; the windows re-run on the
 //! encoded layers (a `%`-encoded password, see `scan.rs`) are kept whole, since a tail read on
 //! the decoded bytes says nothing about them. Case-insensitive keywords (classes, not literals),
@@ -37,6 +42,8 @@ pub(crate) struct Tails {
     literals: Vec<Box<[u8]>>,
     /// Per rule: `(literal, tail)` indexes, or `NONE`.
     of: Vec<(u32, u32)>,
+    /// Per rule: the windows of its failed hits may be left out entirely (`RuleTail::own_window`).
+    droppable: Vec<bool>,
 }
 
 const NONE: (u32, u32) = (u32::MAX, u32::MAX);
@@ -62,19 +69,25 @@ pub(crate) struct RuleTail {
     /// A rare byte every match of the tail holds (the `@` of `user:password@host`): one
     /// `memchr` over the reach of the tail settles most hits before the regex would start.
     confirm: Option<u8>,
+    /// What comes before the keyword's end and the tail are each at most the rule's window
+    /// long, so every match lies inside the window of its own keyword hit.
+    own_window: bool,
 }
 
 impl RuleTail {
     /// The tail after the first of `literals` (the rule's prefilter literals) that has one.
-    pub(crate) fn read(hir: &Hir, literals: &[String]) -> Option<RuleTail> {
+    pub(crate) fn read(hir: &Hir, literals: &[String], window: usize) -> Option<RuleTail> {
         literals.iter().find_map(|l| {
-            let tail = tail_after(hir, l.as_bytes())?;
+            let (head, tail) = split_after(hir, l.as_bytes())?;
+            let max_len = tail.properties().maximum_len();
+            let fits = |m: Option<usize>| m.is_some_and(|m| m <= window);
             Some(RuleTail {
                 literal: l.clone(),
                 // Printed from the tree, the pattern parses back to the same tree.
                 pattern: tail.to_string(),
-                max_len: tail.properties().maximum_len(),
+                max_len,
                 confirm: required::confirm_byte(required::required_bytes(&tail), &[]),
+                own_window: fits(head.properties().maximum_len()) && fits(max_len),
             })
         })
     }
@@ -94,8 +107,15 @@ impl Tails {
             let entry =
                 tail.and_then(|tail| Some((t.literal(tail.literal.as_bytes())?, t.intern(tail)?)));
             t.of.push(entry.unwrap_or(NONE));
+            t.droppable.push(tail.is_some_and(|tail| tail.own_window));
         }
         t
+    }
+
+    /// Whether the windows of `rule`'s failed hits may be left out instead of kept, merged
+    /// with the others, and skipped where no live hit is among them.
+    pub(crate) fn droppable(&self, rule: u32) -> bool {
+        self.droppable.get(rule as usize).copied().unwrap_or(false)
     }
 
     fn literal(&mut self, lit: &[u8]) -> Option<u32> {
@@ -110,7 +130,8 @@ impl Tails {
     }
 
     fn intern(&mut self, tail: &RuleTail) -> Option<u32> {
-        let i = match self.tails.iter().position(|t| t.rule == *tail) {
+        // By pattern alone: the rest follows from it, or (`own_window`) is kept per rule.
+        let i = match self.tails.iter().position(|t| t.rule.pattern == tail.pattern) {
             Some(i) => i,
             None => {
                 self.tails.push(Tail {
@@ -204,22 +225,22 @@ impl Tails {
     }
 }
 
-/// The part of every match of `hir` that follows a literal ending in `keyword`, when `hir` is
-/// (inside top-level groups) a concatenation holding such a literal; `None` otherwise, or when
-/// nothing follows it.
-pub(crate) fn tail_after(hir: &Hir, keyword: &[u8]) -> Option<Hir> {
+/// Every match of `hir` split where a literal ending in `keyword` ends: `(head, tail)`, when
+/// `hir` is (inside top-level groups) a concatenation holding such a literal and something
+/// after it; `None` otherwise.
+pub(crate) fn split_after(hir: &Hir, keyword: &[u8]) -> Option<(Hir, Hir)> {
     match hir.kind() {
-        HirKind::Capture(cap) => tail_after(&cap.sub, keyword),
+        HirKind::Capture(cap) => split_after(&cap.sub, keyword),
         HirKind::Concat(parts) => {
             let at = parts.iter().position(|p| match p.kind() {
                 HirKind::Literal(lit) => !keyword.is_empty() && lit.0.ends_with(keyword),
                 _ => false,
             })?;
-            let rest = parts.get(at + 1..)?;
+            let (head, rest) = parts.split_at_checked(at + 1)?;
             if rest.is_empty() {
                 return None;
             }
-            Some(Hir::concat(rest.to_vec()))
+            Some((Hir::concat(head.to_vec()), Hir::concat(rest.to_vec())))
         }
         _ => None,
     }

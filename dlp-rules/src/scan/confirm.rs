@@ -18,8 +18,9 @@ impl Engine {
     /// Windows (sorted) in which each triggered rule's regex must run: `(rule, start, end,
     /// live)`. A window is `live` unless every hit behind it failed its rule's tail
     /// (`tail.rs`): the rule need not run there on `view`, though it still may on the encoded
-    /// layers under it. Windows that are not live are dropped unless `keep_dead` (the caller
-    /// re-runs windows on encoded layers).
+    /// layers under it. Windows of failed hits are left out unless `keep_dead` (the caller
+    /// re-runs windows on encoded layers) or the rule's matches may reach beyond their own
+    /// hit's window (`Tails::droppable`).
     pub(crate) fn windows(&self, view: &[u8], keep_dead: bool, out: &mut Vec<Hit>) -> Vec<Window> {
         let mut wins: Vec<Window> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
@@ -28,7 +29,7 @@ impl Engine {
                 match *t {
                     Target::Rule(r) => {
                         let live = self.tails.live(&mut asked, r, view, s, e);
-                        if live || keep_dead {
+                        if live || keep_dead || !self.tails.droppable(r) {
                             let w = self.rules[r as usize].window;
                             wins.push((r, s.saturating_sub(w), (e + w).min(view.len()), live));
                         }

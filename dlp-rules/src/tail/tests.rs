@@ -14,7 +14,7 @@ fn hir(re: &str) -> Hir {
 
 #[test]
 fn the_tail_is_what_follows_the_literal_that_ends_with_the_keyword() {
-    let tail = |re: &str, kw: &str| tail_after(&hir(re), kw.as_bytes());
+    let tail = |re: &str, kw: &str| split_after(&hir(re), kw.as_bytes()).map(|(_, t)| t);
     assert_eq!(tail(r"ab://[x-z]+@", "://"), Some(hir(r"[x-z]+@")));
     assert_eq!(tail(r"\b(?:a|bc)s?://x{2}y", "://"), Some(hir(r"x{2}y")));
     assert_eq!(tail(r"(ghp_[A-Z]{3})", "ghp_"), Some(hir(r"[A-Z]{3}")));
@@ -29,12 +29,29 @@ fn the_tail_is_what_follows_the_literal_that_ends_with_the_keyword() {
 }
 
 #[test]
+fn failed_windows_are_dropped_only_where_a_match_stays_in_its_own_window() {
+    let own = |re: &str, window: usize| {
+        RuleTail::read(&hir(re), &["key_".into()], window).map(|t| t.own_window)
+    };
+    assert_eq!(own(r"key_[a-z]{10}", 10), Some(true));
+    // The tail, or what stands before the keyword's end, longer than the window; unbounded.
+    assert_eq!(own(r"key_[a-z]{11}", 10), Some(false));
+    assert_eq!(own(r"[a-z]{7}key_[a-z]{2}", 10), Some(false));
+    assert_eq!(own(r"key_[a-z]{2,}", 10_000), Some(false));
+    let e = Engine::builtin().unwrap();
+    let rule = |id: &str| e.rules.iter().position(|r| r.info.id == id).unwrap() as u32;
+    // 195 bytes of tail in a 200-byte window; a scheme `postgresql+<driver>` of any length.
+    assert!(e.tails.droppable(rule("url-credentials")));
+    assert!(!e.tails.droppable(rule("postgres-url-credentials")));
+}
+
+#[test]
 fn every_printed_tail_parses_back_to_its_tree() {
     let e = Engine::builtin().unwrap();
     let mut n = 0;
     for r in &e.rules {
         let Some(t) = &r.tail else { continue };
-        let tail = tail_after(&hir(&r.info.regex), t.literal.as_bytes()).unwrap();
+        let (_, tail) = split_after(&hir(&r.info.regex), t.literal.as_bytes()).unwrap();
         assert_eq!(hir(&t.pattern), tail, "{}", r.info.id);
         n += 1;
     }
@@ -131,6 +148,14 @@ fn inputs() -> Vec<(Vec<u8>, bool)> {
         let s: String = (0..n).map(|_| rng.pick(PIECES)).collect();
         out.push((s.into_bytes(), i % 3 == 0));
     }
+    // A match that reaches further back than its own hit's window (a long driver name), found
+    // only because a failed hit's window before it is merged with that hit's.
+    let driver = "d".repeat(250);
+    out.push((
+        format!("see https://example.com/ postgresql+{driver}://app:Kq7vP2xZ9mLw@db.internal/x")
+            .into_bytes(),
+        false,
+    ));
     for r in e.rules() {
         for ex in &r.examples {
             out.push((format!("{{\"k\":\"{ex}\"}}").into_bytes(), false));
