@@ -131,7 +131,11 @@ impl Tails {
 
     fn intern(&mut self, tail: &RuleTail) -> Option<u32> {
         // By pattern alone: the rest follows from it, or (`own_window`) is kept per rule.
-        let i = match self.tails.iter().position(|t| t.rule.pattern == tail.pattern) {
+        let i = match self
+            .tails
+            .iter()
+            .position(|t| t.rule.pattern == tail.pattern)
+        {
             Some(i) => i,
             None => {
                 self.tails.push(Tail {

@@ -23,15 +23,19 @@ impl Engine {
     /// hit's window (`Tails::droppable`).
     pub(crate) fn windows(&self, view: &[u8], keep_dead: bool, out: &mut Vec<Hit>) -> Vec<Window> {
         let mut wins: Vec<Window> = Vec::new();
+        // Failed hits' windows of rules that keep them: needed only if the rule has a live one.
+        let mut kept: Vec<Window> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
             let mut asked = Asked::default();
             for t in targets {
                 match *t {
                     Target::Rule(r) => {
                         let live = self.tails.live(&mut asked, r, view, s, e);
-                        if live || keep_dead || !self.tails.droppable(r) {
+                        let keep = live || keep_dead;
+                        if keep || !self.tails.droppable(r) {
                             let w = self.rules[r as usize].window;
-                            wins.push((r, s.saturating_sub(w), (e + w).min(view.len()), live));
+                            let win = (r, s.saturating_sub(w), (e + w).min(view.len()), live);
+                            if keep { &mut wins } else { &mut kept }.push(win);
                         }
                     }
                     Target::Known(k) => out.push(Hit {
@@ -47,6 +51,16 @@ impl Engine {
         });
         for &r in &self.keywordless {
             wins.push((r, 0, view.len(), true));
+        }
+        if !kept.is_empty() {
+            // A rule without a live window in this view would have every merged window skipped.
+            let mut live: Vec<u32> = wins.iter().filter(|w| w.3).map(|w| w.0).collect();
+            live.sort_unstable();
+            live.dedup();
+            wins.extend(
+                kept.into_iter()
+                    .filter(|w| live.binary_search(&w.0).is_ok()),
+            );
         }
         // Many windows (e.g. 7 rules per `://` hit): counting sort by rule, O(n), since hits
         // arrive in position order per prefilter pass and each rule's slice is usually sorted
