@@ -73,7 +73,7 @@ struct QGram {
 const BUCKET_SHIFT: usize = 3;
 
 /// Table slot of a 3-gram (the low three bytes of `g`); the scan computes the same hash eight
-/// grams at a time (`vector::even_gram_hashes`).
+/// grams at a time (`vector::even_gram_hash_words`).
 #[inline(always)]
 fn hash15(g: u32) -> usize {
     let [b0, b1, b2, _] = g.to_le_bytes();
@@ -183,23 +183,20 @@ impl QGram {
             .get(i..i + 18)
             .and_then(|c| <&[u8; 18]>::try_from(c).ok())
         {
-            let hs = vector::even_gram_hashes(chunk);
-            let any = hs
-                .iter()
-                .fold(0u8, |a, &h| a | self.grams[usize::from(h) & (SLOTS - 1)]);
+            let words = vector::even_gram_hash_words(chunk);
+            let slot = |k: usize| vector::gram_of(words, k) & (SLOTS - 1);
+            let any = (0..8).fold(0u8, |a, k| a | self.grams[slot(k)]);
             if any != 0 {
                 // Which lanes hit, as bits, so the verification loop runs once per hit instead
                 // of branching on each of the eight lanes (a mispredicted branch per hit lane
                 // cost more than the bits: +2 to +12 % on JSON and code, session 12).
-                let mut lanes = hs.iter().enumerate().fold(0u32, |m, (k, &h)| {
-                    m | u32::from(self.grams[usize::from(h) & (SLOTS - 1)] != 0) << k
-                });
+                let mut lanes =
+                    (0..8).fold(0u32, |m, k| m | u32::from(self.grams[slot(k)] != 0) << k);
                 while lanes != 0 {
                     let k = lanes.trailing_zeros() as usize;
                     lanes &= lanes - 1;
                     let at = i + 2 * k;
-                    let h = usize::from(hs[k]) & (SLOTS - 1);
-                    self.verify(hay, at, gram(&hay[at..]), h, f);
+                    self.verify(hay, at, gram(&hay[at..]), slot(k), f);
                 }
             }
             i += 16;

@@ -229,17 +229,30 @@ pub(crate) fn gram_hash(b0: u8, b1: u8, b2: u8) -> usize {
 const GRAM_MIX: u16 = 0xBCF1;
 const GRAM_MUL: u16 = 0x7D51;
 
-/// `gram_hash` of the grams starting at the even offsets `0, 2, .., 14` of `chunk`.
+/// `gram_hash` of the grams starting at the even offsets `0, 2, .., 14` of `chunk`, packed
+/// into two words: gram `k` at bit `16 * (k % 4)` of word `k / 4`.
 #[inline(always)]
-pub(crate) fn even_gram_hashes(chunk: &[u8; 18]) -> [u16; 8] {
+pub(crate) fn even_gram_hash_words(chunk: &[u8; 18]) -> [u64; 2] {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
-        sse2::even_gram_hashes(chunk)
+        sse2::even_gram_hash_words(chunk)
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
-        std::array::from_fn(|k| gram_hash(chunk[2 * k], chunk[2 * k + 1], chunk[2 * k + 2]) as u16)
+        let word = |k: usize| {
+            (k..k + 4).fold(0u64, |w, j| {
+                let h = gram_hash(chunk[2 * j], chunk[2 * j + 1], chunk[2 * j + 2]);
+                w | (h as u64) << (16 * (j - k))
+            })
+        };
+        [word(0), word(4)]
     }
+}
+
+/// Gram `k` (`0..8`) of `even_gram_hash_words`.
+#[inline(always)]
+pub(crate) fn gram_of(words: [u64; 2], k: usize) -> usize {
+    (words[k >> 2] >> (16 * (k & 3))) as usize & 0xFFFF
 }
 
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
