@@ -4,7 +4,7 @@
 use safe_arch::{
     add_i8_m128i, bitand_m128i, bitandnot_m128i, bitor_m128i, bitxor_m128i, cmp_eq_mask_i8_m128i,
     cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i, load_unaligned_m128i, m128i, move_mask_i8_m128i,
-    mul_i16_keep_low_m128i, set_splat_i16_m128i, set_splat_i8_m128i, shr_imm_u16_m128i,
+    mul_i16_keep_low_m128i, set_splat_i16_m128i, set_splat_i8_m128i,
 };
 
 use super::BLOCK;
@@ -168,5 +168,5 @@ pub(super) fn even_gram_hash_words(chunk: &[u8; 18]) -> [u64; 2] {
         x,
         set_splat_i16_m128i(i16::from_ne_bytes(super::GRAM_MUL.to_ne_bytes())),
     );
-    shr_imm_u16_m128i::<1>(h).into()
+    h.into()
 }

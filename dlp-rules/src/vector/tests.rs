@@ -45,7 +45,6 @@ fn vector_gram_hashes_match_scalar() {
             assert_eq!(gram_of(words, k), want, "gram {k}");
         }
     }
-    assert!((0..=255u8).all(|b| gram_hash(b, 0xFF, b) < 1 << 15));
 }
 
 #[test]
