@@ -1,14 +1,14 @@
 //! Keyword prefilter, in two parts.
 //!
 //! Literals of 4+ bytes (nearly all): a stride-2 3-gram filter. Each literal is anchored on two
-//! 3-grams an odd distance apart (the pair least common in prose and code); wherever it occurs,
-//! one of them is on an even position, so only even positions are hashed into a 64 KiB byte
-//! table (a byte per slot, not a bit: the test is one load instead of a shift-and-mask, which
-//! cut the filter's instructions by 40 %; 64 KiB rather than 32: half the slots text grams
-//! share with anchors, for 3-9 % on the whole scan, session 16). A set slot is checked against a bucketed anchor table and a full
-//! compare. One pass for all literals, whatever their count: measured 10x faster than Teddy on
-//! the 244 pack keywords, where Teddy needs one pass per group and slows as groups fill
-//! (NOTES.md: SIMD only for leftmost, case-sensitive, <= 64 patterns).
+//! 3-grams an odd distance apart (the pair least common in real text, `anchor.rs`); wherever it
+//! occurs, one of them is on an even position, so only even positions are hashed into a 64 KiB byte
+//! table (a byte per slot, not a bit: the test is one load instead of a shift-and-mask, which cut
+//! the filter's instructions by 40 %; 64 KiB rather than 32: half the slots text grams share with
+//! anchors, for 3-9 % on the whole scan, session 16). A set slot is checked against a bucketed
+//! anchor table and a full compare. One pass for all literals, whatever their count: measured 10x
+//! faster than Teddy on the 244 pack keywords, where Teddy needs one pass per group and slows as
+//! groups fill (NOTES.md: SIMD only for leftmost, case-sensitive, <= 64 patterns).
 //!
 //! Shorter literals (a dozen 3-byte ones such as `://`): aho-corasick Teddy groups of at most 16
 //! (slim Teddy), where it is fastest.
@@ -17,6 +17,11 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 use crate::error::DlpError;
 use crate::vector;
+
+mod anchor;
+mod gram_counts;
+
+use anchor::anchor_pair;
 
 /// Teddy's pattern budget per searcher.
 pub(crate) const GROUP_SIZE: usize = 16;
@@ -83,57 +88,6 @@ fn slot_of(g: u32) -> usize {
 
 fn gram(s: &[u8]) -> u32 {
     u32::from_le_bytes([s[0], s[1], s[2], 0])
-}
-
-/// How often a 3-gram is expected in prose and code (higher = more common). Lower-case letters
-/// and spaces are common, the punctuation of code and JSON nearly as much, digits and
-/// upper-case letters rarely; on top, the commonest English trigrams and those of words that
-/// fill code and agent conversations (`secret`, `password`, `private`, ` = "`) are penalised.
-/// Measured on real Python, Rust and English text (docs/DLP.md, session 5): anchoring `token =
-/// "cio` on ` = ` or `;Password=` on `ssw` made those two literals most of the table's hits.
-/// Only speed depends on it: any choice of anchor is correct.
-fn commonness(g: &[u8]) -> u32 {
-    const COMMON: &[&[u8]] = &[
-        b"the", b"ing", b"and", b"ion", b"ent", b"her", b"for", b"tha", b"int", b"ere", b"tio",
-        b"ter", b"est", b"ers", b"ati", b"hat", b"ate", b"all", b"eth", b"hes", b"ver", b"his",
-        b"ith", b"res", b"con", b"pro", b"com", b"ret", b"urn", b"tur", b"fig", b"oke", b"tok",
-        b"pas", b"ass", b"ssw", b"swo", b"ord", b"wor", b"sec", b"cre", b"ecr", b"et_", b"key",
-        b"api", b"pat", b"lin", b"oad", b"git", b"ser", b"use", b"ess", b"acc", b"cce", b"ces",
-        b"nce", b"ken", b"aut", b"uth", b"app", b"ear", b"te_", b"iva", b"riv", b"pri", b"ems",
-        b" = ", b"= \"", b"\": ", b"\", ", b"://", b"s_e", b"_id", b"id_",
-    ];
-    let mut c: u32 = g
-        .iter()
-        .map(|&b| match b {
-            b'a'..=b'z' | b' ' => 4,
-            b'"' | b'\'' | b'=' | b':' | b',' | b'.' | b'_' | b'/' | b'(' | b')' | b'-' => 3,
-            b'\n' | b'\t' => 3,
-            _ => 1,
-        })
-        .sum();
-    if COMMON.iter().any(|m| g.eq_ignore_ascii_case(m)) {
-        c += 20;
-    }
-    c
-}
-
-/// The offsets `j < k` of the two 3-grams a literal (4+ bytes) is anchored on. `k - j` is odd,
-/// so wherever the literal occurs one of them lies on an even position, the only positions the
-/// scan hashes. Every occurrence of either gram in the text costs a check, so the pair is the
-/// one whose commoner gram is rarest (then the rarer pair). Any odd distance, not just adjacent
-/// grams: `;password=` is all common grams in between but `;pa` and `rd=` are 7 apart, and
-/// `secret_` need not be anchored on `ret`.
-fn anchor_pair(lit: &[u8]) -> (usize, usize) {
-    let scores: Vec<u32> = lit.windows(3).map(commonness).collect();
-    let mut best = (u32::MAX, u32::MAX, 0, 1);
-    for (j, &a) in scores.iter().enumerate() {
-        for (k, &b) in scores.iter().enumerate().skip(j + 1).step_by(2) {
-            if (a.max(b), a + b) < (best.0, best.1) {
-                best = (a.max(b), a + b, j, k);
-            }
-        }
-    }
-    (best.2, best.3)
 }
 
 impl QGram {
@@ -388,22 +342,6 @@ mod tests {
                 assert!(found, "{:?} at {pad}", String::from_utf8_lossy(lit));
             }
         }
-    }
-
-    #[test]
-    fn anchor_pairs_are_an_odd_distance_apart() {
-        for lit in [
-            &b"abcd"[..],
-            b";password=",
-            b"sk-ant-api03-",
-            b"AKIA",
-            b"token = \"cio",
-        ] {
-            let (j, k) = anchor_pair(lit);
-            assert!(j < k && (k - j) % 2 == 1 && k + 3 <= lit.len(), "{lit:?}");
-        }
-        // The rare ends of a keyword whose middle is all common English.
-        assert_eq!(anchor_pair(b";password="), (0, 7));
     }
 
     #[test]

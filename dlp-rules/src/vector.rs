@@ -221,14 +221,15 @@ pub(crate) fn gram_hash(b0: u8, b1: u8, b2: u8) -> usize {
 }
 
 /// The hash's two constants. Any odd pair is correct; these were picked (from 3 000 random
-/// pairs) for how few grams of real text land on the pack keywords' anchor slots: a text gram
-/// that shares a slot with an anchor costs a check like a true anchor does. Scored on 8 MiB of
-/// Python, Rust and Markdown sources, checked on the bench corpora: 54 % fewer such collisions
-/// on the sources and 32 % fewer hits on the corpora than session 12's pair (picked for a
-/// 15-bit index) gives with a 16-bit one (docs/DLP.md, session 16). Rules added later keep
-/// correctness; only this speed may drift.
-const GRAM_MIX: u16 = 0x7A53;
-const GRAM_MUL: u16 = 0x0E15;
+/// pairs) for how few grams of real text land on the pack keywords' anchor slots (a text gram
+/// that shares a slot with an anchor costs a check like a true anchor does), with the anchors
+/// chosen by measured gram counts (`prefilter/anchor.rs`). Scored on 8 MiB of Python, Rust and
+/// Markdown sources, checked on the bench corpora. Counting every position, the sources hit
+/// the table 83 400 times before (32 KiB, session 12's pair, anchors by character class) and
+/// 31 500 times now; the bench corpora 40 300 and 4 800 times (docs/DLP.md, session 16). Rules
+/// added later keep correctness; only this speed may drift.
+const GRAM_MIX: u16 = 0x6487;
+const GRAM_MUL: u16 = 0xA5CB;
 
 /// `gram_hash` of the grams starting at the even offsets `0, 2, .., 14` of `chunk`, packed
 /// into two words: gram `k` at bit `16 * (k % 4)` of word `k / 4`.
