@@ -44,6 +44,9 @@ pub struct Engine {
     pub(crate) gate_of: Vec<Option<u32>>,
     /// What must follow a rule's keyword for a hit to open a window (`tail.rs`).
     pub(crate) tails: Tails,
+    /// Per rule: `Rule::reach`, the length of the window that starts at a hit, for rules whose
+    /// matches start with their literals (`None`: `window` bytes on both sides).
+    pub(crate) reach: Vec<Option<usize>>,
     /// Every known secret is printable ASCII and no rule can match fewer than
     /// `MIN_TEXT_RUN` bytes, so only the text segments of a decoded payload need a scan (see
     /// `filter::text_segments`).
@@ -153,6 +156,7 @@ impl Engine {
         let prefilter = Prefilter::build(literals)?;
         let (gates, gate_of) = build_gates(&rules);
         let tails = Tails::build(rules.iter().map(|r| r.tail.as_ref()));
+        let reach = rules.iter().map(|r| r.reach).collect();
         let known_ids = known.iter().map(|k| k.id.clone()).collect();
         let text_only = rules.iter().all(|r| r.min_len >= MIN_TEXT_RUN)
             && known.iter().all(|k| {
@@ -169,6 +173,7 @@ impl Engine {
             gates,
             gate_of,
             tails,
+            reach,
             text_only,
             max_match,
         })

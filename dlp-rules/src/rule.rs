@@ -86,6 +86,10 @@ pub(crate) struct Rule {
     /// Longest match accepted: a match longer than this could not be seen whole by the streaming
     /// scanner, so it is dropped everywhere to keep one-shot and streaming results identical.
     pub max_len: usize,
+    /// Set when every match starts with one of the rule's literals and is at most this long
+    /// (which fits the window after the shortest literal): a hit's window then starts at the
+    /// hit and spans this many bytes, instead of `window` bytes on both sides (`anchored_reach`).
+    pub reach: Option<usize>,
     /// Shortest match the regex can produce (from its syntax tree; 0 if it cannot match).
     pub min_len: usize,
     /// Bytes every match contains (see `required.rs`), and the one checked with `memchr`
@@ -163,15 +167,16 @@ impl Rule {
         literals.sort();
         literals.dedup();
         let longest_kw = spec.keywords.iter().map(String::len).max().unwrap_or(0);
-        let max_len = if literals.is_empty() {
-            window
-        } else {
-            2 * window + longest_kw
+        let reach = anchored_reach(&hir, &literals, window);
+        let max_len = match reach {
+            _ if literals.is_empty() => window,
+            Some(reach) => reach,
+            None => 2 * window + longest_kw,
         };
         let min_len = hir.properties().minimum_len().unwrap_or(0);
         let required = required::required_bytes(&hir);
         let confirm = required::confirm_byte(required, &literals);
-        let tail = RuleTail::read(&hir, &literals, window);
+        let tail = RuleTail::read(&hir, &literals, window, reach.is_some());
         let info = RuleInfo {
             id: spec.id,
             description: spec.description,
@@ -192,12 +197,42 @@ impl Rule {
             window,
             literals,
             max_len,
+            reach,
             min_len,
             required,
             confirm,
             tail,
         })
     }
+}
+
+/// The window reach of a rule whose matches all start with one of its `literals`, as read off
+/// the regex's prefix literals (every match starts with one of them; `None` if there are too
+/// many to list): its longest match, provided that fits `window` bytes after the shortest
+/// literal, as the symmetric window of any hit fits it. Such a rule needs no bytes before a
+/// hit (look-behinds such as `\b` still see them, the regex runs over the window as a span), and
+/// its windows shrink to the match's own length: the JWT rule, whose `window` of 4 300 bytes is
+/// sized for its 4 208-byte longest token, confirmed over 8 603 bytes per hit before, and the
+/// streaming overlap, sized by the longest window, halves (docs/DLP.md, session 16).
+fn anchored_reach(
+    hir: &regex_syntax::hir::Hir,
+    literals: &[String],
+    window: usize,
+) -> Option<usize> {
+    let longest = hir.properties().maximum_len()?;
+    let shortest = literals.iter().map(String::len).min()?;
+    if longest > shortest + window {
+        return None;
+    }
+    let prefixes = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    let prefixes = prefixes.literals()?;
+    let anchored = !prefixes.is_empty()
+        && prefixes.iter().all(|p| {
+            literals
+                .iter()
+                .any(|l| p.as_bytes().starts_with(l.as_bytes()))
+        });
+    anchored.then_some(longest)
 }
 
 /// Case-insensitive keywords become a handful of case-sensitive literals, because an

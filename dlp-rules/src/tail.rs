@@ -76,10 +76,18 @@ pub(crate) struct RuleTail {
 
 impl RuleTail {
     /// The tail after the first of `literals` (the rule's prefilter literals) that has one.
-    pub(crate) fn read(hir: &Hir, literals: &[String], window: usize) -> Option<RuleTail> {
+    /// `anchored`: the rule's windows start at their hit (`rule::anchored_reach`), so a match
+    /// lies inside its own hit's window only if nothing but the keyword stands before the tail.
+    pub(crate) fn read(
+        hir: &Hir,
+        literals: &[String],
+        window: usize,
+        anchored: bool,
+    ) -> Option<RuleTail> {
         literals.iter().find_map(|l| {
             let (head, tail) = split_after(hir, l.as_bytes())?;
             let max_len = tail.properties().maximum_len();
+            let head_len = head.properties().maximum_len();
             let fits = |m: Option<usize>| m.is_some_and(|m| m <= window);
             Some(RuleTail {
                 literal: l.clone(),
@@ -87,7 +95,11 @@ impl RuleTail {
                 pattern: tail.to_string(),
                 max_len,
                 confirm: required::confirm_byte(required::required_bytes(&tail), &[]),
-                own_window: fits(head.properties().maximum_len()) && fits(max_len),
+                own_window: if anchored {
+                    head_len == Some(l.len())
+                } else {
+                    fits(head_len) && fits(max_len)
+                },
             })
         })
     }
@@ -251,4 +263,4 @@ pub(crate) fn split_after(hir: &Hir, keyword: &[u8]) -> Option<(Hir, Hir)> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -33,8 +33,8 @@ impl Engine {
                         let live = self.tails.live(&mut asked, r, view, s, e);
                         let keep = live || keep_dead;
                         if keep || !self.tails.droppable(r) {
-                            let w = self.rules[r as usize].window;
-                            let win = (r, s.saturating_sub(w), (e + w).min(view.len()), live);
+                            let (ws, we) = self.window_around(r, s, e, view.len());
+                            let win = (r, ws, we, live);
                             if keep { &mut wins } else { &mut kept }.push(win);
                         }
                     }
@@ -84,6 +84,17 @@ impl Engine {
             }
         }
         merged
+    }
+
+    /// The window rule `r` runs in for its hit `s..e` in a view of `len` bytes: `window` bytes
+    /// on both sides, or from the hit on for a rule whose matches start with its literals.
+    #[inline]
+    fn window_around(&self, r: u32, s: usize, e: usize, len: usize) -> (usize, usize) {
+        let rule = &self.rules[r as usize];
+        match self.reach.get(r as usize).copied().flatten() {
+            Some(reach) => (s, (s + reach).min(len)),
+            None => (s.saturating_sub(rule.window), (e + rule.window).min(len)),
+        }
     }
 
     /// Runs rule `r` in `view[s..e]` unless its group gate (one search for all rules sharing
@@ -209,67 +220,4 @@ fn present(confirm: Option<u8>, window: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The `memchr` pre-check is only sound if every match holds the bytes the syntax tree says
-    /// it requires: checked on every example of every embedded rule and for every gate.
-    #[test]
-    fn every_pack_example_match_holds_its_required_bytes() {
-        let e = Engine::builtin().unwrap();
-        let mut with_confirm = 0;
-        for (i, rule) in e.rules.iter().enumerate() {
-            with_confirm += usize::from(rule.confirm.is_some());
-            let gate = e.gate_of[i].map(|g| &e.gates[g as usize]);
-            for ex in &rule.info.examples {
-                for m in rule.regex().unwrap().find_iter(ex.as_bytes()) {
-                    let s = &ex.as_bytes()[m.start()..m.end()];
-                    for b in (0..=255u8).filter(|&b| rule.required.contains(b)) {
-                        assert!(
-                            s.contains(&b),
-                            "{}: {:?} lacks {:?}",
-                            rule.info.id,
-                            ex,
-                            b as char
-                        );
-                    }
-                    assert!(present(rule.confirm, s), "{}", rule.info.id);
-                    assert!(
-                        gate.is_none_or(|g| present(g.confirm, s)),
-                        "{}",
-                        rule.info.id
-                    );
-                }
-            }
-        }
-        // The URL-credential gate is what this is for.
-        assert!(e.gates.iter().any(|g| g.confirm == Some(b'@')));
-        assert!(with_confirm > 0);
-    }
-
-    /// Audit previews show a rule's keyword at most, never a byte of the secret after it.
-    #[test]
-    fn previews_of_every_pack_example_are_keywords_only() {
-        let e = Engine::builtin().unwrap();
-        let mut seen = 0;
-        for rule in &e.rules {
-            for ex in &rule.info.examples {
-                for f in e.scan_bytes(ex.as_bytes(), false, crate::finding::Location::Body) {
-                    let shown = f.preview.trim_end_matches('…');
-                    assert!(
-                        shown.is_empty()
-                            || rule.literals.iter().any(|l| l == shown)
-                            || e.rules
-                                .iter()
-                                .any(|r| r.literals.iter().any(|l| l == shown)),
-                        "{}: preview {:?} of {ex:?}",
-                        rule.info.id,
-                        f.preview
-                    );
-                    seen += usize::from(!shown.is_empty());
-                }
-            }
-        }
-        assert!(seen > 50, "keyword previews seen: {seen}");
-    }
-}
+mod tests;

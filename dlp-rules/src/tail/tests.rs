@@ -31,7 +31,7 @@ fn the_tail_is_what_follows_the_literal_that_ends_with_the_keyword() {
 #[test]
 fn failed_windows_are_dropped_only_where_a_match_stays_in_its_own_window() {
     let own = |re: &str, window: usize| {
-        RuleTail::read(&hir(re), &["key_".into()], window).map(|t| t.own_window)
+        RuleTail::read(&hir(re), &["key_".into()], window, false).map(|t| t.own_window)
     };
     assert_eq!(own(r"key_[a-z]{10}", 10), Some(true));
     // The tail, or what stands before the keyword's end, longer than the window; unbounded.
@@ -86,7 +86,7 @@ fn the_url_credential_rules_share_one_tail_that_plain_links_fail() {
     assert_eq!(e.tails.of(0, b"no-such-literal"), None);
 }
 
-fn findings(e: &Engine, data: &[u8], form: bool) -> Vec<String> {
+pub(crate) fn findings(e: &Engine, data: &[u8], form: bool) -> Vec<String> {
     let mut f: Vec<String> = e
         .scan_bytes(data, form, Location::Body)
         .iter()
@@ -98,7 +98,7 @@ fn findings(e: &Engine, data: &[u8], form: bool) -> Vec<String> {
 
 /// Inputs where tails matter: links, credentials in URLs (percent-encoded passwords among
 /// them), e-mail addresses, JSON escapes, every pack example, in bodies and forms.
-fn inputs() -> Vec<(Vec<u8>, bool)> {
+pub(crate) fn inputs() -> Vec<(Vec<u8>, bool)> {
     const PIECES: &[&str] = &[
         "https://",
         "postgres://",
