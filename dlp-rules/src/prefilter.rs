@@ -76,7 +76,9 @@ struct QGram {
     lits: Vec<Literal>,
 }
 
-const BUCKET_SHIFT: usize = 3;
+/// Slots per verification bucket, as a shift: 4 096 buckets (a 16 KiB index built at start-up)
+/// for ~500 anchors, so a bucket holds one anchor or none nearly always.
+const BUCKET_SHIFT: usize = 4;
 
 /// Table slot of a 3-gram (the low three bytes of `g`); the scan computes the same hash eight
 /// grams at a time (`vector::even_gram_hash_words`).
