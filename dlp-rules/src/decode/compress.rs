@@ -94,12 +94,12 @@ impl Stage {
         }))
     }
 
-    /// Writes `input`, returns what came out.
-    fn push(&mut self, input: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// Writes `input`; what came out is left in the sink (`output`).
+    fn push(&mut self, input: &[u8]) -> std::io::Result<()> {
         if let Stage::DeflateSniff(head) = self {
             head.extend_from_slice(input);
             if head.len() < 2 {
-                return Ok(Vec::new());
+                return Ok(());
             }
             let head = std::mem::take(head);
             let (cmf, flg) = (head[0], head[1]);
@@ -112,71 +112,63 @@ impl Stage {
             return self.push(&head);
         }
         match self {
-            Stage::Gzip(d) => {
-                d.write_all(input)?;
-                d.flush()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
-            Stage::Zlib(d) => {
-                d.write_all(input)?;
-                d.flush()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
-            Stage::Deflate(d) => {
-                d.write_all(input)?;
-                d.flush()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
-            Stage::Brotli(d) => {
-                d.write_all(input)?;
-                d.flush()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
+            Stage::Gzip(d) => d.write_all(input).and_then(|()| d.flush()),
+            Stage::Zlib(d) => d.write_all(input).and_then(|()| d.flush()),
+            Stage::Deflate(d) => d.write_all(input).and_then(|()| d.flush()),
+            Stage::Brotli(d) => d.write_all(input).and_then(|()| d.flush()),
             Stage::Zstd(d, wrote) => {
                 *wrote |= !input.is_empty();
-                d.write_all(input)?;
-                d.flush()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
+                d.write_all(input).and_then(|()| d.flush())
             }
-            Stage::DeflateSniff(_) => Ok(Vec::new()),
+            Stage::DeflateSniff(_) => Ok(()),
         }
     }
 
-    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+    /// Ends the stream; the rest of the output is left in the sink.
+    fn finish(&mut self) -> std::io::Result<()> {
         match self {
-            Stage::Gzip(d) => {
-                d.try_finish()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
-            Stage::Zlib(d) => {
-                d.try_finish()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
-            Stage::Deflate(d) => {
-                d.try_finish()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
-            Stage::Brotli(d) => {
-                d.close()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
+            Stage::Gzip(d) => d.try_finish(),
+            Stage::Zlib(d) => d.try_finish(),
+            Stage::Deflate(d) => d.try_finish(),
+            Stage::Brotli(d) => d.close(),
             // `do_finish` fails unless the input ended on a whole frame; `flush` alone let a
             // truncated frame (whose last block was never decoded, so never scanned) pass.
-            Stage::Zstd(d, true) => {
-                d.do_finish()?;
-                Ok(std::mem::take(&mut d.get_mut().buf))
-            }
-            Stage::Zstd(_, false) => Ok(Vec::new()),
-            Stage::DeflateSniff(head) if head.is_empty() => Ok(Vec::new()),
+            Stage::Zstd(d, true) => d.do_finish(),
+            Stage::Zstd(_, false) => Ok(()),
+            Stage::DeflateSniff(head) if head.is_empty() => Ok(()),
             Stage::DeflateSniff(_) => Err(std::io::Error::other("truncated deflate stream")),
+        }
+    }
+
+    /// The decoded bytes not yet taken. Drained with `clear`, so the buffer keeps its capacity
+    /// from slice to slice (taking it made every slice regrow it from empty, copying as it grew).
+    fn output(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            Stage::Gzip(d) => Some(&mut d.get_mut().buf),
+            Stage::Zlib(d) => Some(&mut d.get_mut().buf),
+            Stage::Deflate(d) => Some(&mut d.get_mut().buf),
+            Stage::Brotli(d) => Some(&mut d.get_mut().buf),
+            Stage::Zstd(d, _) => Some(&mut d.get_mut().buf),
+            Stage::DeflateSniff(_) => None,
         }
     }
 }
 
-/// A chain of decoders for one body. `Content-Encoding: a, b` means b was applied last, so it
-/// is undone first.
+/// A decoder's error: its own output cap (a bomb within one slice), or corrupt data.
+fn decode_error(encoding: &'static str, e: std::io::Error) -> DlpError {
+    if e.to_string().contains("over cap") {
+        DlpError::DecompressionLimit("output burst over cap")
+    } else {
+        DlpError::Decode {
+            encoding,
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// The decoder for one body (one coding: stacked ones are refused, see `new`).
 pub(crate) struct Decompressor {
-    stages: Vec<Stage>,
+    stage: Stage,
     limits: DecompressLimits,
     total_in: u64,
     total_out: u64,
@@ -184,9 +176,8 @@ pub(crate) struct Decompressor {
 
 impl std::fmt::Debug for Decompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.stages.iter().map(Stage::name).collect();
         f.debug_struct("Decompressor")
-            .field("stages", &names)
+            .field("stage", &self.stage.name())
             .field("total_in", &self.total_in)
             .finish()
     }
@@ -213,8 +204,8 @@ impl Decompressor {
                 "stacked codings ({content_encoding}); send one"
             )));
         }
-        Ok((!stages.is_empty()).then_some(Decompressor {
-            stages,
+        Ok(stages.pop().map(|stage| Decompressor {
+            stage,
             limits,
             total_in: 0,
             total_out: 0,
@@ -223,13 +214,12 @@ impl Decompressor {
 
     /// Whether the body is zstd (whose block ends `decode::zstd_frames` tracks).
     pub fn is_zstd(&self) -> bool {
-        self.stages.iter().any(|s| matches!(s, Stage::Zstd(..)))
+        matches!(self.stage, Stage::Zstd(..))
     }
 
-    /// The coding names, outermost last (as in the header).
+    /// The coding's name.
     pub fn label(&self) -> String {
-        let names: Vec<&str> = self.stages.iter().rev().map(Stage::name).collect();
-        names.join(",")
+        self.stage.name().to_string()
     }
 
     /// Feeds compressed bytes; `out` receives decoded bytes in bounded pieces.
@@ -240,8 +230,9 @@ impl Decompressor {
     ) -> Result<(), DlpError> {
         for slice in input.chunks(SLICE) {
             self.total_in += slice.len() as u64;
-            let produced = self.run_stages(slice, false)?;
-            self.emit(&produced, out)?;
+            let name = self.stage.name();
+            self.stage.push(slice).map_err(|e| decode_error(name, e))?;
+            self.emit(out)?;
         }
         Ok(())
     }
@@ -250,44 +241,16 @@ impl Decompressor {
         &mut self,
         out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>,
     ) -> Result<(), DlpError> {
-        let produced = self.run_stages(&[], true)?;
-        self.emit(&produced, out)
+        let name = self.stage.name();
+        self.stage.finish().map_err(|e| decode_error(name, e))?;
+        self.emit(out)
     }
 
-    fn run_stages(&mut self, input: &[u8], finish: bool) -> Result<Vec<u8>, DlpError> {
-        let mut data = input.to_vec();
-        for stage in &mut self.stages {
-            let name = stage.name();
-            let map = |e: std::io::Error| {
-                if e.to_string().contains("over cap") {
-                    DlpError::DecompressionLimit("output burst over cap")
-                } else {
-                    DlpError::Decode {
-                        encoding: name,
-                        msg: e.to_string(),
-                    }
-                }
-            };
-            let mut next = Vec::new();
-            for piece in data.chunks(SLICE) {
-                next.extend_from_slice(&stage.push(piece).map_err(map)?);
-                if next.len() > SLICE_OUTPUT_CAP {
-                    return Err(DlpError::DecompressionLimit("output burst over cap"));
-                }
-            }
-            if finish {
-                next.extend_from_slice(&stage.finish().map_err(map)?);
-            }
-            data = next;
-        }
-        Ok(data)
-    }
-
-    fn emit(
-        &mut self,
-        produced: &[u8],
-        out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>,
-    ) -> Result<(), DlpError> {
+    /// Hands what the decoder produced to `out` (after the limits) and empties the sink.
+    fn emit(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<(), DlpError>) -> Result<(), DlpError> {
+        let Some(produced) = self.stage.output() else {
+            return Ok(());
+        };
         self.total_out += produced.len() as u64;
         let l = self.limits;
         if self.total_out > l.max_output {
@@ -301,6 +264,8 @@ impl Decompressor {
         if produced.is_empty() {
             return Ok(());
         }
-        out(produced)
+        let r = out(produced);
+        produced.clear();
+        r
     }
 }
