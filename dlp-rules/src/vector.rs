@@ -31,6 +31,65 @@ pub(crate) fn mask_from<T>(hay: &[u8], pos: usize, mask: impl Fn(&[u8; BLOCK]) -
     }
 }
 
+/// A string that may continue in memory: `buf[..len]` is the string, and whatever follows it in
+/// `buf` belongs to something else. Its blocks are classified in place whenever `buf` holds 64
+/// bytes from the block's start, the caller clearing the bits at or past the end (`keep`);
+/// `mask_from` on the string alone would copy every block that crosses its end into a zeroed
+/// one. For the short runs of the run layer (git ids, identifiers) that was every block: three
+/// copies per run, each read back before its stores had retired.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Within<'a> {
+    buf: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Within<'a> {
+    /// `buf[..len]`, followed by the rest of `buf` (`len` is capped at `buf.len()`).
+    pub(crate) fn new(buf: &'a [u8], len: usize) -> Self {
+        Within {
+            buf,
+            len: len.min(buf.len()),
+        }
+    }
+
+    /// The whole of `s`, nothing after it.
+    #[cfg(test)]
+    pub(crate) fn whole(s: &'a [u8]) -> Self {
+        Within::new(s, s.len())
+    }
+
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        &self.buf[..self.len]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `self.bytes()[a..b]`, still followed by the rest of `buf`.
+    pub(crate) fn sub(&self, a: usize, b: usize) -> Within<'a> {
+        let a = a.min(self.len);
+        Within::new(&self.buf[a..], b.min(self.len).saturating_sub(a))
+    }
+
+    /// `mask` of the 64 bytes from `pos`, bytes past the string included: AND with `keep(pos)`.
+    #[inline(always)]
+    pub(crate) fn mask<T>(&self, pos: usize, mask: impl Fn(&[u8; BLOCK]) -> T) -> T {
+        mask_from(self.buf, pos, mask)
+    }
+
+    /// The bits of the block from `pos` that lie inside the string.
+    #[inline(always)]
+    pub(crate) fn keep(&self, pos: usize) -> u64 {
+        let n = self.len.saturating_sub(pos);
+        if n >= BLOCK {
+            u64::MAX
+        } else {
+            (1u64 << n) - 1
+        }
+    }
+}
+
 /// Bits `j` of `m` such that bits `j..j + n` are all set (`1 <= n <= 64`): runs of set bits
 /// are measured by doubling (`r & r >> len` holds runs of `2 * len`), then topped up to `n`.
 /// With a constant `n` this unrolls to a handful of shifts.

@@ -48,7 +48,7 @@ pub(crate) struct Run {
     pub wrapped: bool,
 }
 
-use crate::vector::{self, BLOCK};
+use crate::vector::{self, Within, BLOCK};
 
 /// Base64 mask of the 64 bytes from `pos` (bytes past the end count as not base64).
 #[inline(always)]
@@ -158,26 +158,28 @@ fn extend_right(hay: &[u8], start: usize, from: usize) -> (usize, bool) {
 }
 
 /// The run's characters with line breaks removed (borrowed when there are none), and a map from
-/// character index to view position.
+/// character index to view position. Either way they are followed in memory by at least a
+/// block's worth of bytes when the view has them (`Within`): the rest of the view, or the
+/// padding after a copy, so that their masks are read in place.
 pub(crate) fn compact<'a>(
     hay: &'a [u8],
     run: Run,
     buf: &'a mut Vec<u8>,
     map: &mut PosMap,
-) -> &'a [u8] {
+) -> Within<'a> {
     map.clear_from(run.start);
     if !run.wrapped {
-        return &hay[run.start..run.end];
+        return Within::new(&hay[run.start..], run.end - run.start);
     }
     buf.clear();
     // Lines are copied whole between the breaks (40+ chars each), not byte by byte; the breaks
     // come from 64-byte masks (the commonest wrapped run, a git id joined with the next line,
     // is one block: a `memchr2` iterator cost two searches' set-up for it).
-    let hay = &hay[..run.end];
+    let view = Within::new(hay, run.end);
     let mut i = run.start;
     let mut pos = run.start;
-    while pos < hay.len() {
-        let mut breaks = vector::mask_from(hay, pos, |b| vector::eq2_mask(b, b'\r', b'\n'));
+    while pos < run.end {
+        let mut breaks = view.mask(pos, |b| vector::eq2_mask(b, b'\r', b'\n')) & view.keep(pos);
         while breaks != 0 {
             let at = pos + breaks.trailing_zeros() as usize;
             breaks &= breaks - 1;
@@ -189,8 +191,10 @@ pub(crate) fn compact<'a>(
         }
         pos += BLOCK;
     }
-    buf.extend_from_slice(&hay[i..]);
-    buf
+    buf.extend_from_slice(&hay[i..run.end]);
+    let len = buf.len();
+    buf.resize(len + BLOCK, 0);
+    Within::new(buf, len)
 }
 
 /// Decodes `chars[align..]` into `out` (lenient: both alphabets, trailing partial quantum kept).

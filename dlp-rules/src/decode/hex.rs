@@ -3,7 +3,7 @@
 
 use super::escape::hexval;
 use crate::filter::MIN_TEXT_RUN;
-use crate::vector::{self, BLOCK};
+use crate::vector::{self, Within, BLOCK};
 
 const _: () = assert!(MIN_TEXT_RUN.is_power_of_two() && TEXT_SPAN <= BLOCK / 2);
 
@@ -13,15 +13,15 @@ pub(crate) const MIN_HEX: usize = 32;
 /// Maximal runs of hex digits of at least `MIN_HEX` chars inside `s`, as `(start, end)`.
 /// Found on 64-byte hex masks: most base64 runs (UUIDs, paths, identifiers) are shorter than
 /// `MIN_HEX` or mix in non-hex chars every few bytes, where a per-byte walk mispredicts.
-pub(crate) fn hex_subruns(s: &[u8], mut f: impl FnMut(usize, usize)) {
+pub(crate) fn hex_subruns(s: Within, mut f: impl FnMut(usize, usize)) {
     if s.len() < MIN_HEX {
         return;
     }
     // Length of the hex run ending where the current block starts.
     let mut carry = 0usize;
     for base in (0..s.len()).step_by(BLOCK) {
-        // Bits past the end are clear: a run ends by the end of `s` at the latest.
-        let m = vector::mask_from(s, base, vector::hex_mask);
+        // Bits past the end are cleared: a run ends by the end of `s` at the latest.
+        let m = s.mask(base, vector::hex_mask) & s.keep(base);
         if m == u64::MAX {
             carry += BLOCK;
             continue;
@@ -65,16 +65,13 @@ const TEXT_SPAN: usize = 2 * MIN_TEXT_RUN;
 /// `MIN_TEXT_RUN` of them every other bit is three shift-ands. Windows overlap by a span so a
 /// run is whole in one of them. A byte-by-byte walk per alignment cost ~480 instructions per
 /// git id; git ids are common in agent traffic (`git log`, lock files).
-pub(crate) fn text_alignments(s: &[u8]) -> u8 {
+pub(crate) fn text_alignments(s: Within) -> u8 {
     let mut found = 0u8;
     let mut base = 0;
     while base + TEXT_SPAN <= s.len() {
-        // Both masks from one block: a git id is shorter than a block, so each `mask_from`
-        // pays for a padded copy.
-        let (nibble, hex) = vector::mask_from(s, base, |b| {
-            (vector::text_nibble_mask(b), vector::hex_mask(b))
-        });
-        let ok = nibble & (hex >> 1);
+        // Both masks from one block. A pair needs its second digit inside `s`.
+        let (nibble, hex) = s.mask(base, |b| (vector::text_nibble_mask(b), vector::hex_mask(b)));
+        let ok = nibble & ((hex & s.keep(base)) >> 1);
         // Bit p: pairs p, p + 2, .., p + 2 * (MIN_TEXT_RUN - 1) all fine.
         let mut r = ok;
         let mut len = 1;
@@ -176,7 +173,15 @@ mod tests {
                 .map(|_| rng.pick(b"02345672345670234567023456789abcdefz"))
                 .collect();
             let want = u8::from(may_be_text(&s, 0)) | u8::from(may_be_text(&s, 1)) << 1;
-            assert_eq!(text_alignments(&s), want, "{}", String::from_utf8_lossy(&s));
+            assert_eq!(
+                text_alignments(Within::whole(&s)),
+                want,
+                "{}",
+                String::from_utf8_lossy(&s)
+            );
+            // Followed in memory by more text-nibble pairs, which must not count.
+            let more = [&s[..], b"3232323232323232323232323232323232"].concat();
+            assert_eq!(text_alignments(Within::new(&more, len)), want, "{case}");
             seen[usize::from(want)] += 1;
         }
         assert!(seen.iter().all(|&n| n > 1000), "{seen:?}");
@@ -208,8 +213,13 @@ mod tests {
                 b"0123456789abcdefABCDEF",
             );
             let mut got = Vec::new();
-            hex_subruns(&s, |a, b| got.push((a, b)));
+            hex_subruns(Within::whole(&s), |a, b| got.push((a, b)));
             assert_eq!(got, naive(&s), "case {case}");
+            // Followed in memory by hex digits, which must not extend the last run.
+            let more = [&s[..], &[b'a'; 100]].concat();
+            got.clear();
+            hex_subruns(Within::new(&more, s.len()), |a, b| got.push((a, b)));
+            assert_eq!(got, naive(&s), "case {case}, hex after");
         }
     }
 
@@ -221,9 +231,10 @@ mod tests {
         decode(b"f414243", 1, &mut out);
         assert_eq!(out, b"ABC");
         let mut runs = Vec::new();
-        hex_subruns(b"zz0123456789abcdef0123456789abcdef0z12", |a, b| {
-            runs.push((a, b))
-        });
+        hex_subruns(
+            Within::whole(b"zz0123456789abcdef0123456789abcdef0z12"),
+            |a, b| runs.push((a, b)),
+        );
         assert_eq!(runs, vec![(2, 35)]);
     }
 }

@@ -30,10 +30,11 @@ impl Engine {
             if only_plus && memchr::memchr(b'+', &view[run.start..run.end]).is_none() {
                 return;
             }
-            let chars = base64::compact(view, run, &mut chars_buf, &mut cmap);
+            let within = base64::compact(view, run, &mut chars_buf, &mut cmap);
+            let chars = within.bytes();
             let plausible = plausible_base64(chars);
             if plausible && self.text_only && chars.len() >= base64::REGIONS_MIN {
-                base64::text_regions(chars, &mut regions);
+                base64::text_regions(within, &mut regions);
                 for (align, ranges) in regions.iter().enumerate() {
                     text.clear();
                     let push = |at, seg: &[u8]| text.push_segment(seg, at);
@@ -44,7 +45,7 @@ impl Engine {
                 }
             } else if plausible {
                 let aligns = if self.text_only {
-                    base64::text_alignments(chars)
+                    base64::text_alignments(within)
                 } else {
                     0xF
                 };
@@ -64,9 +65,9 @@ impl Engine {
             if only_plus {
                 return;
             }
-            hex::hex_subruns(chars, |a, b| {
+            hex::hex_subruns(within, |a, b| {
                 let aligns = if self.text_only {
-                    hex::text_alignments(&chars[a..b])
+                    hex::text_alignments(within.sub(a, b))
                 } else {
                     3
                 };

@@ -1,4 +1,5 @@
 use super::*;
+use crate::vector::Within;
 use ::base64::Engine as _;
 
 /// The vector decoder and the table agree on every length, alignment and alphabet,
@@ -87,11 +88,15 @@ fn text_alignments_match_the_quadwise_walk() {
         }
         let want = (0..4).fold(0u8, |m, a| m | u8::from(may_be_text(&chars, a)) << a);
         assert_eq!(
-            text_alignments(&chars),
+            text_alignments(Within::whole(&chars)),
             want,
             "{}",
             String::from_utf8_lossy(&chars)
         );
+        // Followed in memory by chars that encode text at every alignment, which must not
+        // count.
+        let more = [&chars[..], &b"dGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVz"[..]].concat();
+        assert_eq!(text_alignments(Within::new(&more, len)), want, "{case}");
         seen[usize::from(want)] += 1;
     }
     assert!(seen[0] > 1000 && seen[0xF] > 100, "{seen:?}");
@@ -130,7 +135,9 @@ fn text_regions_hold_every_text_segment() {
         };
         let mut chars = b"QQQ"[..case % 4].to_vec();
         chars.extend_from_slice(alpha.encode(&raw).as_bytes());
-        text_regions(&chars, &mut regions);
+        // Followed in memory by chars that encode text: the regions stay inside `chars`.
+        let more = [&chars[..], &b"dGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVz"[..]].concat();
+        text_regions(Within::new(&more, chars.len()), &mut regions);
         for (align, ranges) in regions.iter().enumerate() {
             decode(&chars, align, &mut whole);
             let mut want = Vec::new();
@@ -242,7 +249,9 @@ fn wrapped_lines_join_and_map() {
     assert!(r[0].wrapped);
     let mut buf = Vec::new();
     let mut map = PosMap::default();
-    let chars = compact(text.as_bytes(), r[0], &mut buf, &mut map).to_vec();
+    let chars = compact(text.as_bytes(), r[0], &mut buf, &mut map)
+        .bytes()
+        .to_vec();
     let mut out = Vec::new();
     decode(&chars, 0, &mut out);
     assert_eq!(out, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm");
@@ -270,9 +279,10 @@ fn compact_drops_the_breaks_and_maps_every_char() {
             let len = 4 * (10 + (rng.next() >> 33) as usize % 15);
             text.extend((0..len).map(|_| rng.pick(alphabet)));
         }
-        text.extend_from_slice(b" end");
+        // Line breaks after the run, in the same block: not part of it.
+        text.extend_from_slice(b" end\nZZZZ\r\n");
         for run in runs(&text) {
-            let chars = compact(&text, run, &mut buf, &mut map).to_vec();
+            let chars = compact(&text, run, &mut buf, &mut map).bytes().to_vec();
             let want: Vec<(u8, usize)> = (run.start..run.end)
                 .filter(|&p| !b"\r\n".contains(&text[p]))
                 .map(|p| (text[p], p))

@@ -6,7 +6,7 @@ use super::decode_append;
 #[cfg(test)]
 use super::{INVALID, TABLE};
 use crate::filter::MIN_TEXT_RUN;
-use crate::vector::{self, BLOCK};
+use crate::vector::{self, Within, BLOCK};
 
 /// Whole quads a text run of `MIN_TEXT_RUN` bytes always covers, and the chars they span.
 const QUADS: usize = (MIN_TEXT_RUN - 2) / 3;
@@ -17,7 +17,7 @@ const _: () = assert!(QUADS >= 1 && TEXT_SPAN <= BLOCK / 2);
 /// text bytes (`may_be_text`, below, for all four alignments at once). A walk per alignment
 /// cost ~730 instructions for a git id joined with its next line (the run layer's commonest
 /// plausible run in agent traffic) and ~300 per identifier.
-pub(crate) fn text_alignments(chars: &[u8]) -> u8 {
+pub(crate) fn text_alignments(chars: Within) -> u8 {
     let mut found = 0u8;
     text_windows(chars, |_, r| {
         // Window starts are multiples of 4, so a bit's position mod 4 is its alignment.
@@ -44,7 +44,7 @@ pub(crate) const REGIONS_MIN: usize = 256;
 /// those, and the widening takes them in. A random run (an image) has a candidate every ~150
 /// quads per alignment, so a decoded image is a few thousand short decodes instead of four
 /// whole ones.
-pub(crate) fn text_regions(chars: &[u8], regions: &mut [Vec<(usize, usize)>; 4]) {
+pub(crate) fn text_regions(chars: Within, regions: &mut [Vec<(usize, usize)>; 4]) {
     for r in regions.iter_mut() {
         r.clear();
     }
@@ -100,17 +100,17 @@ pub(crate) fn region_segments(
 /// `j + 1` of the second and `j + 2` of the third are set, and `QUADS` such quads in a row are
 /// shift-ands. Windows overlap by a span so a candidate is whole in one of them (the overlap
 /// may report one twice).
-fn text_windows(chars: &[u8], mut f: impl FnMut(usize, u64) -> bool) {
+fn text_windows(chars: Within, mut f: impl FnMut(usize, u64) -> bool) {
     let mut base = 0;
     while base + TEXT_SPAN <= chars.len() {
-        let [first, second, third] = vector::mask_from(chars, base, vector::quad_place_masks);
+        let [first, second, third] = chars.mask(base, vector::quad_place_masks);
         let ok = first & (second >> 1) & (third >> 2);
         let mut r = ok;
         for k in 1..QUADS {
             r &= ok >> (4 * k);
         }
-        // Only runs of whole quads inside `chars` (the zero padding past the end is not a
-        // base64 char, so its places are unspecified).
+        // Only runs of whole quads inside `chars` (past its end are other bytes, or the zero
+        // padding of a copied tail: their places say nothing).
         let room = chars.len() - base - TEXT_SPAN + 1;
         if room < BLOCK {
             r &= (1u64 << room) - 1;
