@@ -13,11 +13,14 @@
 #        EGRESS_DLP_MODE=block|warn|off  EGRESS_AUDIT=/dev/null (ablations)
 #        EGRESS_WORKERS=N (tokio worker threads for egress-proxy)  EGRESS_BIN=path
 #        PEERS="direct egress squid mitm"  (subset to run)  OUT=path/to/report.md
+#        KA_ROUNDS=3 (h1 keep-alive rounds for egress-proxy and squid-openssl: the first in each
+#          peer's own run, the others alternating the two; the verdict is the median ratio)
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 CONC=${CONC:-16}
 H2_PARALLEL=${H2_PARALLEL:-1}
+KA_ROUNDS=${KA_ROUNDS:-3}
 PEERS=${PEERS:-"direct egress squid mitm"}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/benches/results/latest.md}
@@ -220,13 +223,15 @@ if want egress; then
         sleep 1
         EGRESS_IDLE=$(rss_kb "$EPID")
         EGRESS_IDLE_ANON=$(awk '/^RssAnon/ {print $2}' "/proc/$EPID/status")
-        run_peer egress-proxy "$EPID" --no-pre-lookup -x "http://127.0.0.1:$EPORT" --cacert "$WORK/egress/ca.pem"
+        EGRESS_ARGS=(--no-pre-lookup -x "http://127.0.0.1:$EPORT" --cacert "$WORK/egress/ca.pem")
+        run_peer egress-proxy "$EPID" "${EGRESS_ARGS[@]}"
         EGRESS_AFTER=$(rss_kb "$EPID")
         EGRESS_HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$EPID/status")
         if [ -f egress/audit.jsonl ]; then
             NOTES+=("egress-proxy wrote $(wc -l <egress/audit.jsonl) audit lines ($(du -h egress/audit.jsonl | cut -f1)) during the run")
         fi
-        kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true
+        # Kept for the alternating keep-alive rounds after Squid's run; idle until then.
+        [ "$KA_ROUNDS" -gt 1 ] && want squid || { kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true; }
     fi
 fi
 
@@ -264,8 +269,23 @@ EOF
         PIDS+=($SPID)
         if wait_port "$SQUID_PORT"; then
             sleep 1
-            run_peer squid-openssl "$SPID" --no-pre-lookup -x "http://127.0.0.1:$SQUID_PORT" --cacert "$WORK/squid/ca.pem"
+            SQUID_ARGS=(--no-pre-lookup -x "http://127.0.0.1:$SQUID_PORT" --cacert "$WORK/squid/ca.pem")
+            run_peer squid-openssl "$SPID" "${SQUID_ARGS[@]}"
             SQUID_RSS=$(rss_tree_kb "$SPID")
+            # More keep-alive rounds, the two proxies alternating (the order too), so that a
+            # minute of a noisy neighbour on this shared VM does not decide the ratio.
+            if [ "$KA_ROUNDS" -gt 1 ] && [ -n "${EGRESS_ARGS+x}" ] && kill -0 "$EPID" 2>/dev/null; then
+                log "load: $((KA_ROUNDS - 1)) more h1 keep-alive rounds, egress-proxy and squid-openssl alternating"
+                for k in $(seq 2 "$KA_ROUNDS"); do
+                    if [ $((k % 2)) = 0 ]; then
+                        run_load squid-openssl "h1 keep-alive, round $k" "$SPID" "${SQUID_ARGS[@]}"
+                        run_load egress-proxy "h1 keep-alive, round $k" "$EPID" "${EGRESS_ARGS[@]}"
+                    else
+                        run_load egress-proxy "h1 keep-alive, round $k" "$EPID" "${EGRESS_ARGS[@]}"
+                        run_load squid-openssl "h1 keep-alive, round $k" "$SPID" "${SQUID_ARGS[@]}"
+                    fi
+                done
+            fi
         else
             WHY_SQUID="squid did not start: $(tail -2 squid/cache.log squid/stdout.log 2>/dev/null | tr '\n' ' ')"
         fi
@@ -273,6 +293,7 @@ EOF
     fi
     [ -z "$WHY_SQUID" ] || { log "skipping squid: $WHY_SQUID"; NOTES+=("squid-openssl skipped: $WHY_SQUID"); }
 fi
+if [ -n "${EPID:-}" ]; then kill "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true; fi
 
 # ---------------------------------------------------------------- mitmproxy
 MITM_RSS=-
@@ -345,7 +366,14 @@ def mb(kb):
 if squid and eg:
     p("| target (issue 2) | egress-proxy / squid-openssl | goal | met |")
     p("|---|---:|---:|---|")
-    for mode, goal in (("h1 keep-alive", 2.0), ("h1 new conn", 5.0)):
+    # Keep-alive: every round where both proxies ran; the verdict is the median ratio.
+    ka = [eg[m] / squid[m] for m in squid
+          if (m == "h1 keep-alive" or m.startswith("h1 keep-alive, round")) and m in eg and squid[m] > 0]
+    if ka:
+        med = sorted(ka)[len(ka) // 2] if len(ka) % 2 else sum(sorted(ka)[len(ka) // 2 - 1:len(ka) // 2 + 1]) / 2
+        each = f" (median of {len(ka)} rounds: {', '.join(f'{r:.2f}' for r in ka)})" if len(ka) > 1 else ""
+        p(f"| h1 keep-alive req/s | {med:.2f}×{each} | ≥ 2× | {'yes' if med >= 2.0 else 'NO'} |")
+    for mode, goal in (("h1 new conn", 5.0),):
         if mode in squid and mode in eg and squid[mode] > 0:
             ratio = eg[mode] / squid[mode]
             p(f"| {mode} req/s | {ratio:.2f}× | ≥ {goal:g}× | {'yes' if ratio >= goal else 'NO'} |")
