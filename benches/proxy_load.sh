@@ -341,7 +341,7 @@ mkdir -p "$(dirname "$OUT")"
 cp "$ROWS" "${OUT%.md}.tsv"  # raw rows, kept even if the report step fails
 python3 - "$ROWS" "$CRIT" "$EGRESS_IDLE" "$EGRESS_IDLE_ANON" "$EGRESS_AFTER" "$EGRESS_HWM" "$SQUID_RSS" "$MITM_RSS" \
     "$DURATION" "$CONC" "$FILE_BYTES" "$LOAD_START" "$(uptime | sed 's/.*load average: //')" "${NOTES[@]+"${NOTES[@]}"}" >"$WORK/report.md" <<'PY'
-import re, sys
+import re, statistics, sys
 rows_path, crit_path, e_idle, e_anon, e_after, e_hwm, s_rss, m_rss, dur, conc, fbytes, load0, load, *notes = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(rows_path) if l.strip()]
 out = []
@@ -370,7 +370,7 @@ if squid and eg:
     ka = [eg[m] / squid[m] for m in squid
           if (m == "h1 keep-alive" or m.startswith("h1 keep-alive, round")) and m in eg and squid[m] > 0]
     if ka:
-        med = sorted(ka)[len(ka) // 2] if len(ka) % 2 else sum(sorted(ka)[len(ka) // 2 - 1:len(ka) // 2 + 1]) / 2
+        med = statistics.median(ka)
         each = f" (median of {len(ka)} rounds: {', '.join(f'{r:.2f}' for r in ka)})" if len(ka) > 1 else ""
         p(f"| h1 keep-alive req/s | {med:.2f}×{each} | ≥ 2× | {'yes' if med >= 2.0 else 'NO'} |")
     for mode, goal in (("h1 new conn", 5.0),):

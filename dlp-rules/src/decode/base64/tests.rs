@@ -2,6 +2,10 @@ use super::*;
 use crate::vector::Within;
 use ::base64::Engine as _;
 
+/// Chars that encode text at every alignment, put right after a run in memory: they must not
+/// count as part of it.
+const TEXT_AFTER: &[u8] = b"dGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVz";
+
 /// The vector decoder and the table agree on every length, alignment and alphabet,
 /// including runs that mix both alphabets (which the vector decoder refuses).
 #[test]
@@ -95,7 +99,7 @@ fn text_alignments_match_the_quadwise_walk() {
         );
         // Followed in memory by chars that encode text at every alignment, which must not
         // count.
-        let more = [&chars[..], &b"dGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVz"[..]].concat();
+        let more = [&chars[..], TEXT_AFTER].concat();
         assert_eq!(text_alignments(Within::new(&more, len)), want, "{case}");
         seen[usize::from(want)] += 1;
     }
@@ -136,7 +140,7 @@ fn text_regions_hold_every_text_segment() {
         let mut chars = b"QQQ"[..case % 4].to_vec();
         chars.extend_from_slice(alpha.encode(&raw).as_bytes());
         // Followed in memory by chars that encode text: the regions stay inside `chars`.
-        let more = [&chars[..], &b"dGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVzdGVz"[..]].concat();
+        let more = [&chars[..], TEXT_AFTER].concat();
         text_regions(Within::new(&more, chars.len()), &mut regions);
         for (align, ranges) in regions.iter().enumerate() {
             decode(&chars, align, &mut whole);
