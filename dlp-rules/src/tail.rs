@@ -160,6 +160,13 @@ impl Tails {
         u32::try_from(i).ok().filter(|&i| i != u32::MAX)
     }
 
+    /// The literal whose hits `rule`'s tail follows, if the rule has a tail: the only hits of
+    /// the rule that can fail it.
+    pub(crate) fn literal_of(&self, rule: u32) -> Option<&[u8]> {
+        let &(l, _) = self.of.get(rule as usize)?;
+        self.literals.get(l as usize).map(|l| &**l)
+    }
+
     /// The tail a hit of `rule` on `keyword` must be followed by, if any.
     #[cfg(test)]
     pub(crate) fn of(&self, rule: u32, keyword: &[u8]) -> Option<u32> {

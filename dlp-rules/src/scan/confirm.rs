@@ -20,22 +20,19 @@ impl Engine {
     /// (`tail.rs`): the rule need not run there on `view`, though it still may on the encoded
     /// layers under it. Windows of failed hits are left out unless `keep_dead` (the caller
     /// re-runs windows on encoded layers) or the rule's matches may reach beyond their own
-    /// hit's window (`Tails::droppable`).
+    /// hit's window (`Tails::droppable`; those are found again afterwards, see
+    /// `restore_dead_windows`).
     pub(crate) fn windows(&self, view: &[u8], keep_dead: bool, out: &mut Vec<Hit>) -> Vec<Window> {
         let mut wins: Vec<Window> = Vec::new();
-        // Failed hits' windows of rules that keep them: needed only if the rule has a live one.
-        let mut kept: Vec<Window> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
             let mut asked = Asked::default();
             for t in targets {
                 match *t {
                     Target::Rule(r) => {
                         let live = self.tails.live(&mut asked, r, view, s, e);
-                        let keep = live || keep_dead;
-                        if keep || !self.tails.droppable(r) {
+                        if live || keep_dead {
                             let (ws, we) = self.window_around(r, s, e, view.len());
-                            let win = (r, ws, we, live);
-                            if keep { &mut wins } else { &mut kept }.push(win);
+                            wins.push((r, ws, we, live));
                         }
                     }
                     Target::Known(k) => out.push(Hit {
@@ -52,15 +49,8 @@ impl Engine {
         for &r in &self.keywordless {
             wins.push((r, 0, view.len(), true));
         }
-        if !kept.is_empty() {
-            // A rule without a live window in this view would have every merged window skipped.
-            let mut live: Vec<u32> = wins.iter().filter(|w| w.3).map(|w| w.0).collect();
-            live.sort_unstable();
-            live.dedup();
-            wins.extend(
-                kept.into_iter()
-                    .filter(|w| live.binary_search(&w.0).is_ok()),
-            );
+        if !keep_dead {
+            self.restore_dead_windows(view, &mut wins);
         }
         // Many windows (e.g. 7 rules per `://` hit): counting sort by rule, O(n), since hits
         // arrive in position order per prefilter pass and each rule's slice is usually sorted
@@ -84,6 +74,38 @@ impl Engine {
             }
         }
         merged
+    }
+
+    /// Adds the windows of failed hits for the rules that need them: a rule whose matches may
+    /// start before its own hit's window (`Tails::droppable` false: a `postgresql+<driver>://`
+    /// scheme of any length) is found through a failed hit's window merged with a live one,
+    /// so where such a rule has a live window, every hit of its tail's literal gets a window
+    /// (dead ones; the live ones again, which merging absorbs). Found again here by searching
+    /// the view for that literal, rather than kept on the way: a dead window kept for two URL
+    /// rules at every link cost 2-3 % of a scan of LLM JSON or source code, and a live window
+    /// of those rules is rare (session 18).
+    fn restore_dead_windows(&self, view: &[u8], wins: &mut Vec<Window>) {
+        let mut need: Vec<u32> = wins
+            .iter()
+            .filter(|w| w.3 && !self.tails.droppable(w.0))
+            .map(|w| w.0)
+            .collect();
+        need.sort_unstable();
+        need.dedup();
+        for r in need {
+            let Some(lit) = self.tails.literal_of(r) else {
+                continue;
+            };
+            let finder = memchr::memmem::Finder::new(lit);
+            let mut pos = 0;
+            // Every start, overlapping ones included, as the prefilter reports them.
+            while let Some(i) = view.get(pos..).and_then(|rest| finder.find(rest)) {
+                let s = pos + i;
+                let (ws, we) = self.window_around(r, s, s + lit.len(), view.len());
+                wins.push((r, ws, we, false));
+                pos = s + 1;
+            }
+        }
     }
 
     /// The window rule `r` runs in for its hit `s..e` in a view of `len` bytes: `window` bytes

@@ -155,3 +155,49 @@ fn a_rule_is_anchored_only_when_every_match_starts_with_its_literal() {
     // The streaming overlap follows the longest window: the JWT's, now its longest token.
     assert_eq!(e.max_match, 4208);
 }
+
+/// A rule whose matches may start before its own hit's window (`Tails::droppable` false) gets,
+/// wherever it has a live window, a window around every hit of its keyword, dead ones included:
+/// the same windows as collecting every hit's window on the way (the reference here), which
+/// `restore_dead_windows` replaced by searching the view again.
+#[test]
+fn dead_windows_are_restored_where_the_rule_is_live() {
+    let e = Engine::builtin().unwrap();
+    let rules: Vec<u32> = (0..e.rules.len() as u32)
+        .filter(|&r| !e.tails.droppable(r) && e.tails.literal_of(r).is_some())
+        .collect();
+    assert!(rules.len() >= 2, "{rules:?}");
+    let (mut live, mut hits) = (0, 0);
+    for (data, _) in inputs() {
+        let wins = e.windows(&data, false, &mut Vec::new());
+        for &r in &rules {
+            let mine: Vec<(usize, usize)> = wins
+                .iter()
+                .filter(|w| w.0 == r)
+                .map(|w| (w.1, w.2))
+                .collect();
+            if !wins.iter().any(|w| w.0 == r && w.3) {
+                continue;
+            }
+            let mut all = Vec::new();
+            e.prefilter.for_each_hit(&data, |s, end, ts| {
+                if ts.contains(&Target::Rule(r)) {
+                    all.push(e.window_around(r, s, end, data.len()));
+                }
+            });
+            hits += all.len();
+            live += 1;
+            all.sort_unstable();
+            let mut want: Vec<(usize, usize)> = Vec::new();
+            for (s, end) in all {
+                match want.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(end),
+                    _ => want.push((s, end)),
+                }
+            }
+            assert_eq!(mine, want, "{}", String::from_utf8_lossy(&data));
+        }
+    }
+    // The inputs must hold live windows of these rules, and more hits than live ones.
+    assert!(live > 100 && hits > 2 * live, "{live} {hits}");
+}
