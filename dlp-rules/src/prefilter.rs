@@ -13,15 +13,15 @@
 //! Shorter literals (a dozen 3-byte ones such as `://`): aho-corasick Teddy groups of at most 16
 //! (slim Teddy), where it is fastest.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
-
 use crate::error::DlpError;
 use crate::vector;
 
 mod anchor;
 mod gram_counts;
+mod group;
 
 use anchor::anchor_pair;
+use group::GroupSearch;
 
 /// Teddy's pattern budget per searcher.
 pub(crate) const GROUP_SIZE: usize = 16;
@@ -41,7 +41,7 @@ pub(crate) enum Target {
 
 #[derive(Debug)]
 struct Group {
-    ac: AhoCorasick,
+    search: GroupSearch,
     targets: Vec<Vec<Target>>,
 }
 
@@ -237,17 +237,10 @@ impl Prefilter {
             // a shorter pattern that is its prefix would be shadowed, so it lends its targets.
             let snapshot = bucket.clone();
             let bucket = Self::lend_prefix_targets(bucket, &snapshot);
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .kind(Some(AhoCorasickKind::DFA))
-                .prefilter(true)
-                .build(bucket.iter().map(|(l, _)| l))
-                .map_err(|e| DlpError::Rule {
-                    rule: "(prefilter)".into(),
-                    msg: e.to_string(),
-                })?;
+            let patterns: Vec<&[u8]> = bucket.iter().map(|(l, _)| l.as_slice()).collect();
+            let search = GroupSearch::build(&patterns)?;
             groups.push(Group {
-                ac,
+                search,
                 targets: bucket.into_iter().map(|(_, t)| t).collect(),
             });
         }
@@ -289,11 +282,9 @@ impl Prefilter {
     pub fn for_each_hit(&self, hay: &[u8], mut f: impl FnMut(usize, usize, &[Target])) {
         self.qgram.for_each_hit(hay, &mut f);
         for g in &self.groups {
-            let mut input = Input::new(hay);
             let mut pos = 0;
             while pos < hay.len() {
-                input.set_start(pos);
-                let Some(m) = g.ac.find(input.clone()) else {
+                let Some(m) = g.search.find(hay, pos) else {
                     break;
                 };
                 f(m.start(), m.end(), &g.targets[m.pattern().as_usize()]);
