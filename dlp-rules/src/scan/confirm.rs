@@ -82,8 +82,8 @@ impl Engine {
     /// so where such a rule has a live window, every hit of its tail's literal gets a window
     /// (dead ones; the live ones again, which merging absorbs). Found again here by searching
     /// the view for that literal, rather than kept on the way: a dead window kept for two URL
-    /// rules at every link cost 2-3 % of a scan of LLM JSON or source code, and a live window
-    /// of those rules is rare (session 18).
+    /// rules at every link cost 1.5-2.5 % of a scan of LLM JSON or source code, and a live
+    /// window of those rules is rare (session 18).
     fn restore_dead_windows(&self, view: &[u8], wins: &mut Vec<Window>) {
         let mut need: Vec<u32> = wins
             .iter()
