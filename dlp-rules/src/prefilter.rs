@@ -11,7 +11,7 @@
 //! groups fill (NOTES.md: SIMD only for leftmost, case-sensitive, <= 64 patterns).
 //!
 //! Shorter literals (a dozen 3-byte ones such as `://`): aho-corasick Teddy groups of at most 16
-//! (slim Teddy), where it is fastest.
+//! (slim Teddy), where it is fastest, searched through its packed searcher (`group.rs`).
 
 use crate::error::DlpError;
 use crate::vector;
