@@ -6,7 +6,9 @@
 Engines:
   dlp-engine  our engine (dlp-rules/examples/scan_bench.rs, full embedded rule set), the body fed
               in 64 KiB chunks to the streaming API as the proxy does; "one view": the same
-              engine over the whole corpus in one call (`--oneshot`), as the peers get it
+              engine over the whole corpus in one call (`--oneshot`), as the peers get it;
+              "core": that one view with the decoders off (`--core`, a build with feature
+              `bench-knobs`): prefilter and confirmation over the raw bytes, Hyperscan's job
   regexset    every rule regex as one regex::bytes::RegexSet over the whole body (naive design)
   hyperscan   Hyperscan block mode, one database compiled from OUR rule regexes (those it accepts)
 Hyperscan and RegexSet only run the regexes: no decoding layers, entropy or placeholder checks,
@@ -150,9 +152,10 @@ def run_hyperscan(db, path, iters):
     return len(data) / statistics.median(times) / 1e6, len(set(hits))
 
 
-def run_ours(path, iters, naive=False, oneshot=False):
+def run_ours(path, iters, naive=False, oneshot=False, core=False):
     exe = os.path.join(ROOT, "target/release/examples/scan_bench")
     cmd = [exe, path, "--iters", str(iters)] + (["--naive"] if naive else []) + (["--oneshot"] if oneshot else [])
+    cmd += ["--oneshot", "--core"] if core else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     kv = dict(x.split("=") for x in out.split())
     return float(kv["mbps"]), int(kv["findings"])
@@ -165,7 +168,8 @@ def main():
     ap.add_argument("--dir", default="/tmp/dlp_peers")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "dlp-rules", "--example", "scan_bench"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "dlp-rules", "--example", "scan_bench",
+                    "--features", "bench-knobs"], cwd=ROOT, check=True)
     paths = corpora(a.dir)
     rs = rules()
     db, n_ok, hs_compile = hyperscan_db(rs)
@@ -173,28 +177,32 @@ def main():
     # dlp-engine: the body streamed through a BodyScanner in 64 KiB chunks, as the proxy does
     # (overlap re-scanned each round); one view: the whole corpus in one call, as Hyperscan and
     # the RegexSet get it.
-    print(f"{'corpus':<12} {'dlp-engine MB/s':>16} {'one view MB/s':>14} {'hyperscan MB/s':>15} {'regexset MB/s':>14}   (findings / matching ids)")
+    # core: the one view with the decoders off (no escape layer, no base64/hex runs), the job
+    # Hyperscan does here; the difference to "one view" is what decoding costs.
+    print(f"{'corpus':<12} {'dlp-engine MB/s':>16} {'one view MB/s':>14} {'core MB/s':>10} {'hyperscan MB/s':>15} {'regexset MB/s':>14}   (findings / matching ids)")
     best = []
     for name, p in paths.items():
         # Engines alternate, round after round, and each reports its median round: on a shared
         # VM the neighbours' load comes and goes within seconds, so back-to-back runs of one
         # engine then the other can differ by 4x for reasons that are not theirs.
-        mine, whole, theirs = [], [], []
+        mine, whole, cores, theirs = [], [], [], []
         for _ in range(a.rounds):
             mine.append(run_ours(p, a.iters))
             whole.append(run_ours(p, a.iters, oneshot=True))
+            cores.append(run_ours(p, a.iters, core=True))
             theirs.append(run_hyperscan(db, p, a.iters))
         ours, nf = sorted(mine)[len(mine) // 2]
         one, _ = sorted(whole)[len(whole) // 2]
+        core, _ = sorted(cores)[len(cores) // 2]
         hs, nh = sorted(theirs)[len(theirs) // 2]
         naive, nn = run_ours(p, max(1, a.iters // 5), naive=True)
-        print(f"{name:<12} {ours:>16.0f} {one:>14.0f} {hs:>15.0f} {naive:>14.0f}   ({nf} / {nh} / {nn})")
+        print(f"{name:<12} {ours:>16.0f} {one:>14.0f} {core:>10.0f} {hs:>15.0f} {naive:>14.0f}   ({nf} / {nh} / {nn})")
         # Best round of each: on a VM whose speed changes from second to second (steal, a
         # neighbour's turbo), the fastest round is the least disturbed one, for every engine alike.
-        best.append((name, max(mine)[0], max(whole)[0], max(theirs)[0]))
-    print(f"best round of {a.rounds}: corpus, dlp-engine, one view, hyperscan MB/s, one view / hyperscan")
-    for name, ours, one, hs in best:
-        print(f"{name:<12} {ours:>16.0f} {one:>14.0f} {hs:>15.0f} {one / hs:>14.2f}")
+        best.append((name, max(mine)[0], max(whole)[0], max(cores)[0], max(theirs)[0]))
+    print(f"best round of {a.rounds}: corpus, dlp-engine, one view, core, hyperscan MB/s, one view / hyperscan, core / hyperscan")
+    for name, ours, one, core, hs in best:
+        print(f"{name:<12} {ours:>16.0f} {one:>14.0f} {core:>10.0f} {hs:>15.0f} {one / hs:>14.2f} {core / hs:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 //! Times the engine over a file, for benches/dlp_peers.py. Prints one line:
 //! `engine=<name> bytes=<n> secs=<s> mbps=<MB/s> findings=<n> rules=<n>` (secs: median pass).
-//!   scan_bench FILE [--iters N] [--naive] [--oneshot] [--known] [--without RULE,RULE]
+//!   scan_bench FILE [--iters N] [--naive] [--oneshot] [--known] [--core] [--without RULE,RULE]
 //! By default the file is fed to a `BodyScanner` in 64 KiB chunks, as the proxy feeds a body
 //! (streaming rounds and their overlap included); `--oneshot` scans it as one view instead.
 //! `--naive` runs every rule regex as one `regex::bytes::RegexSet` over the whole file instead
-//! (the design the prefilter replaces), counting matching rules.
+//! (the design the prefilter replaces), counting matching rules. `--core` (a build with feature
+//! `bench-knobs`) runs the engine without its decoders: the matching core alone, over raw bytes.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).ok_or(
-        "usage: scan_bench FILE [--iters N] [--naive] [--oneshot] [--known] [--without RULE,RULE]",
+        "usage: scan_bench FILE [--iters N] [--naive] [--oneshot] [--known] [--core] [--without RULE,RULE]",
     )?;
     let iters: usize = match args.iter().position(|a| a == "--iters") {
         Some(i) => args.get(i + 1).ok_or("--iters N")?.parse()?,
@@ -34,6 +35,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .split(',')
             .collect();
         engine = engine.without_rules(&ids)?;
+    }
+    if args.iter().any(|a| a == "--core") {
+        #[cfg(feature = "bench-knobs")]
+        {
+            engine = engine.matching_core_only();
+        }
+        #[cfg(not(feature = "bench-knobs"))]
+        return Err("--core needs a build with --features bench-knobs".into());
     }
     // `--known`: the proxy's configuration, three injected credentials as known secrets (the
     // same values as the criterion bench's `clean_llm_json_known_secrets`).

@@ -53,6 +53,9 @@ pub struct Engine {
     pub(crate) text_only: bool,
     /// Longest match any target can produce, in decoded bytes.
     pub(crate) max_match: usize,
+    /// Benchmarks only (`matching_core_only`): no escape layer, no base64/hex runs.
+    #[cfg(feature = "bench-knobs")]
+    core_only: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -176,7 +179,33 @@ impl Engine {
             reach,
             text_only,
             max_match,
+            #[cfg(feature = "bench-knobs")]
+            core_only: false,
         })
+    }
+
+    /// For benchmarks (feature `bench-knobs`, which no shipped binary enables): the same
+    /// engine without its decoders, so the rule regexes run over the raw bytes alone, the job
+    /// Hyperscan does in `benches/dlp_peers.py`. Measures what the decoding layers cost; a
+    /// scan in this mode misses every escaped or encoded secret.
+    #[cfg(feature = "bench-knobs")]
+    pub fn matching_core_only(mut self) -> Engine {
+        self.core_only = true;
+        self
+    }
+
+    /// Whether the escape layer and the base64/hex runs are scanned: always, but in a
+    /// benchmark of the matching core.
+    #[inline(always)]
+    pub(crate) fn decoders(&self) -> bool {
+        #[cfg(feature = "bench-knobs")]
+        {
+            !self.core_only
+        }
+        #[cfg(not(feature = "bench-knobs"))]
+        {
+            true
+        }
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &RuleInfo> {

@@ -7,6 +7,8 @@ use crate::engine::Engine;
 use crate::prefilter::Target;
 
 mod confirm;
+#[cfg(all(test, feature = "bench-knobs"))]
+mod core_only_tests;
 pub(crate) mod known;
 mod runs;
 
@@ -47,7 +49,7 @@ impl Engine {
         // Whether the raw view holds a `%` at all (known only when the escape layer ran; it is
         // not consulted otherwise).
         let mut pct_raw = false;
-        if escape::needs_normalize(hay, form) {
+        if self.decoders() && escape::needs_normalize(hay, form) {
             let n1 = escape::normalize(hay, form, &mut v1, &mut m1);
             pct_raw = n1.percent;
             if n1.changed {
@@ -75,7 +77,7 @@ impl Engine {
                 self.run_gated(&mut gated, r, view, ws, we, &mut local);
             }
         }
-        if depth < MAX_DEPTH {
+        if depth < MAX_DEPTH && self.decoders() {
             self.scan_runs(view, depth, false, &mut local);
         }
         for mut h in local {
