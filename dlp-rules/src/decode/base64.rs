@@ -104,8 +104,9 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
             continue;
         }
         let lead = m.trailing_ones() as usize;
-        let a = if carry + lead >= MIN_RUN {
-            pos - carry
+        let (a, first_end) = if carry + lead >= MIN_RUN {
+            // `carry` may be the screen's upper bound, so the run is measured from its start.
+            (pos - carry, skip_chars(hay, pos - carry))
         } else {
             let starts = vector::run_starts(m, MIN_RUN as u32);
             if starts == 0 {
@@ -115,9 +116,21 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
             }
             // The lowest start is the run's first char: a run reaching back past the block
             // start would have been caught by `carry + lead`.
-            pos + starts.trailing_zeros() as usize
+            let k = starts.trailing_zeros() as usize;
+            // Where its first line ends is in `m` already, unless it reaches the block's end:
+            // no second classification of the block from the run's start.
+            let ones = (m >> k).trailing_ones() as usize;
+            let end = pos + k + ones;
+            (
+                pos + k,
+                if k + ones < BLOCK {
+                    end
+                } else {
+                    skip_chars(hay, end)
+                },
+            )
         };
-        let (b, wrapped) = extend_right(hay, a, a);
+        let (b, wrapped) = extend_right(hay, a, first_end);
         if b - a >= MIN_RUN {
             f(Run {
                 start: a,
@@ -131,12 +144,13 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
     }
 }
 
-fn extend_right(hay: &[u8], start: usize, from: usize) -> (usize, bool) {
+/// The end of the run that starts at `start` and whose first line ends at `first_end` (the first
+/// byte there that is not base64), with the lines that continue it as wrapped base64.
+fn extend_right(hay: &[u8], start: usize, first_end: usize) -> (usize, bool) {
     let mut line_start = start;
-    let mut i = from;
+    let mut i = first_end;
     let mut wrapped = false;
     loop {
-        i = skip_chars(hay, i);
         let line = i - line_start;
         // A first line cut by the start of the view (the stream's previous segment) is a suffix
         // of a whole line; the four decoding alignments absorb its unknown length.
@@ -152,8 +166,8 @@ fn extend_right(hay: &[u8], start: usize, from: usize) -> (usize, bool) {
             return (i, wrapped);
         }
         wrapped = true;
-        i = j + 1;
-        line_start = i;
+        line_start = j + 1;
+        i = skip_chars(hay, line_start);
     }
 }
 
