@@ -36,14 +36,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         engine = engine.without_rules(&ids)?;
     }
-    if args.iter().any(|a| a == "--core") {
-        #[cfg(feature = "bench-knobs")]
-        {
-            engine = engine.matching_core_only();
-        }
-        #[cfg(not(feature = "bench-knobs"))]
-        return Err("--core needs a build with --features bench-knobs".into());
-    }
     // `--known`: the proxy's configuration, three injected credentials as known secrets (the
     // same values as the criterion bench's `clean_llm_json_known_secrets`).
     if args.iter().any(|a| a == "--known") {
@@ -61,6 +53,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .collect(),
         )?;
+    }
+    // Last: `with_known_secrets` and `without_rules` build an engine with its decoders on.
+    if args.iter().any(|a| a == "--core") {
+        #[cfg(feature = "bench-knobs")]
+        {
+            engine = engine.matching_core_only();
+        }
+        #[cfg(not(feature = "bench-knobs"))]
+        return Err("--core needs a build with --features bench-knobs".into());
     }
     let engine = Arc::new(engine);
     let rules = engine.rules().count();

@@ -187,7 +187,8 @@ impl Engine {
     /// For benchmarks (feature `bench-knobs`, which no shipped binary enables): the same
     /// engine without its decoders, so the rule regexes run over the raw bytes alone, the job
     /// Hyperscan does in `benches/dlp_peers.py`. Measures what the decoding layers cost; a
-    /// scan in this mode misses every escaped or encoded secret.
+    /// scan in this mode misses every escaped or encoded secret. Apply it last: an engine that
+    /// `with_known_secrets` or `without_rules` builds has its decoders on.
     #[cfg(feature = "bench-knobs")]
     pub fn matching_core_only(mut self) -> Engine {
         self.core_only = true;
