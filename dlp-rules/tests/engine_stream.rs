@@ -101,6 +101,24 @@ fn memory_stays_bounded_over_100_mib() {
     assert_eq!(sc.finish().unwrap().releasable, 1600 * (64 << 10));
 }
 
+/// The buffer's allocation stays within the bound (growth by doubling overshot it: 512 KiB for a
+/// ~470 KiB bound) and stays small for a small body.
+#[test]
+fn buffer_allocation_stays_within_the_bound() {
+    let e = engine();
+    let chunk = prose(16 << 10, 3);
+    let mut small = e.body_scanner(BodyContext::body()).unwrap();
+    small.feed(chunk.as_bytes()).unwrap();
+    assert!(small.reserved() <= 64 << 10, "{}", small.reserved());
+    let mut sc = e.body_scanner(BodyContext::body()).unwrap();
+    let bound = sc.buffer_bound();
+    for _ in 0..64 {
+        sc.feed(chunk.as_bytes()).unwrap();
+        assert!(sc.reserved() <= bound, "{} > {bound}", sc.reserved());
+    }
+    assert!(sc.reserved() >= sc.buffered());
+}
+
 /// A base64 image-like run long enough to be decoded by regions, the token among binary bytes
 /// (`k` shifts it across the three byte offsets).
 fn image_piece(k: usize) -> String {
