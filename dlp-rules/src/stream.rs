@@ -134,7 +134,7 @@ impl Window {
             let room = self.capacity() - self.buf.len();
             let take = room.min(data.len());
             // A body past `GROW_WHOLE` is given the whole bound at once. Growing by doubling
-            // allocated past the bound (512 KiB for a ~470 KiB bound) and copied what it held at
+            // allocated past the bound (512 KiB for a 451 KiB bound) and copied what it held at
             // each step; small bodies keep small buffers. (Its time was within noise: an A/B of
             // `scan_bench` on 1 MiB bodies moved by under 1 %.)
             let want = self.buf.len() + take;

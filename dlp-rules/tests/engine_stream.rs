@@ -102,7 +102,7 @@ fn memory_stays_bounded_over_100_mib() {
 }
 
 /// The buffer's allocation stays within the bound (growth by doubling overshot it: 512 KiB for a
-/// ~470 KiB bound) and stays small for a small body.
+/// 451 KiB bound) and stays small for a small body.
 #[test]
 fn buffer_allocation_stays_within_the_bound() {
     let e = engine();
