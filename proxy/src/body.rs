@@ -128,17 +128,20 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        if !*this.waiting {
-            let next = tokio::time::Instant::now() + *this.limit;
-            this.deadline.as_mut().reset(next);
-        }
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
                 *this.waiting = false;
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {
-                *this.waiting = true;
+                // The idle period starts when the proxy first finds nothing to take; a frame
+                // that is ready at once costs no clock read and no timer-wheel update (a
+                // keep-alive response is usually two such frames).
+                if !*this.waiting {
+                    *this.waiting = true;
+                    let next = tokio::time::Instant::now() + *this.limit;
+                    this.deadline.as_mut().reset(next);
+                }
                 match this.deadline.poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(*this.limit))))),
                     Poll::Pending => Poll::Pending,
