@@ -20,9 +20,9 @@ fn curl_h1_and_h2_reach_an_allowlisted_host() {
     assert_eq!(h2.json().unwrap()["path"], "/echo");
     let seen = b.upstream.requests();
     assert_eq!(seen.len(), 2);
-    // ALPN on each side independently: an HTTP/1 client goes out over the HTTP/1.1 pool, an
-    // h2 client over h2, which this upstream offers.
-    assert_eq!(seen[0].version, "HTTP/1.1");
+    // ALPN on each side independently: this upstream offers h2, so both clients' requests
+    // reach it over h2, whatever they spoke to the proxy.
+    assert_eq!(seen[0].version, "HTTP/2.0");
     assert_eq!(seen[1].version, "HTTP/2.0");
     let allowed: Vec<_> = b
         .audit("allow")
@@ -73,7 +73,7 @@ fn an_allowlisted_ip_literal_is_bumped_without_sni() {
 }
 
 #[test]
-fn h2_client_to_h1_only_upstream() {
+fn h1_and_h2_clients_to_h1_only_upstream() {
     let b = Bench::with(Setup {
         alpn_h1_only: true,
         ..Setup::default()
@@ -81,7 +81,13 @@ fn h2_client_to_h1_only_upstream() {
     let out = b.curl("/echo").http2().run().unwrap();
     assert_eq!(out.status, 200, "{}", out.stderr);
     assert_eq!(out.http_version, "2");
-    assert_eq!(b.upstream.requests()[0].version, "HTTP/1.1");
+    let out = b.curl("/echo?q=1").http1().run().unwrap();
+    assert_eq!(out.status, 200, "{}", out.stderr);
+    assert_eq!(out.http_version, "1.1");
+    let seen = b.upstream.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].version, "HTTP/1.1");
+    assert_eq!(seen[1].version, "HTTP/1.1");
 }
 
 #[test]

@@ -109,7 +109,7 @@ pub struct Upstream {
 /// Which pool a request goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
-    /// HTTP/1.1 only (WebSocket upgrades; HTTP/1 clients, see `request::exchange`).
+    /// HTTP/1.1 only (WebSocket upgrades, see `request::exchange`).
     pub http1_only: bool,
     /// The request carries a credential the proxy added.
     pub credentialed: bool,
