@@ -192,13 +192,6 @@ pub async fn exchange(
         return resp;
     }
     let websocket = req.version() == Version::HTTP_11 && is_websocket_upgrade(req.headers());
-    // Every client, HTTP/1 or HTTP/2, reaches the upstream over whichever of h2/http/1.1 the
-    // upstream picks by ALPN; only WebSocket upgrades need the HTTP/1.1 pool. Each shard keeps
-    // its own pool, so an h2 upstream connection multiplexes that shard's requests on its own
-    // thread, and several of them leave in one write: measured (docs/PERFORMANCE.md, run 23)
-    // 6.6 % more keep-alive requests/s than one HTTP/1.1 connection per request, with less CPU
-    // per request in both the proxy and the origin.
-    let http1_upstream = websocket;
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, websocket);
@@ -282,8 +275,14 @@ pub async fn exchange(
         body::boxed(Counted::new(idle, Arc::clone(&up)))
     };
     let upstream_req = Request::from_parts(parts, upstream_body);
+    // Every client, HTTP/1 or HTTP/2, reaches the upstream over whichever of h2/http/1.1 the
+    // upstream picks by ALPN; only WebSocket upgrades need the HTTP/1.1 pool. Each shard keeps
+    // its own pool, so an h2 upstream connection multiplexes that shard's requests on its own
+    // thread, and several of them leave in one write: measured (docs/PERFORMANCE.md, run 23)
+    // 6.6 % more keep-alive requests/s than one HTTP/1.1 connection per request, with less CPU
+    // per request in both the proxy and the origin.
     let route = crate::forward::Route {
-        http1_only: http1_upstream,
+        http1_only: websocket,
         credentialed,
     };
     let sent = proxy.upstream().send(upstream_req, route).await;
