@@ -8,7 +8,7 @@
 #
 # Usage: benches/proxy_load.sh
 # Env:   PERF=1 (perf profile of each proxy run -> benches/results/perf-*.txt; skews the numbers)
-#        DURATION=10s  CONC=16  H2_PARALLEL=1  SKIP_INSTALL=1  SKIP_BUILD=1  SKIP_CRITERION=1
+#        DURATION=10s  WARMUP=5s  CONC=16  H2_PARALLEL=1  SKIP_INSTALL=1  SKIP_BUILD=1  SKIP_CRITERION=1
 #        NGINX_HTTP2=0 (origin offers http/1.1 only: upstream pooling over h1 instead of one h2 conn)
 #        EGRESS_DLP_MODE=block|warn|off  EGRESS_AUDIT=/dev/null (ablations)
 #        EGRESS_WORKERS=N (tokio worker threads for egress-proxy)  EGRESS_BIN=path
@@ -20,6 +20,7 @@
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-5s}
 CONC=${CONC:-16}
 H2_PARALLEL=${H2_PARALLEL:-1}
 KA_ROUNDS=${KA_ROUNDS:-3}
@@ -145,11 +146,14 @@ ROWS=$WORK/rows.tsv
 run_load() {
     local name=$1 mode=$2 ppid=$3
     shift 3
-    # Warm-up at the measured concurrency, so that the state the run uses (leaf cached, upstream
-    # pooled, one upstream connection per shard) is built before the clock starts. Runs 1-22
-    # warmed up with 200 requests on 4 connections. This did not remove run 23's dip in
-    # egress-proxy's first round (docs/PERFORMANCE.md).
-    $SOLO oha --no-tui -n 2000 -c "$CONC" "$@" "$URL" --output-format quiet >/dev/null 2>&1 || true
+    # Warm-up at the measured concurrency for WARMUP (default 5 s), so that the state the run
+    # uses (leaf cached, upstream pooled, one upstream connection per shard) is built and the
+    # process is past its start-up transient before the clock starts. Runs 1-22 warmed up with
+    # 200 requests on 4 connections, run 23 with 2000: egress-proxy's first 10 s round then came
+    # out lower than the next in 9 of 12 lab sets, with the same system calls and context
+    # switches per request; after a 10 s warm-up the first round was like the others
+    # (docs/PERFORMANCE.md, run 24). Every peer gets the same warm-up.
+    $SOLO oha --no-tui -z "$WARMUP" -c "$CONC" "$@" "$URL" --output-format quiet >/dev/null 2>&1 || true
     local acc0 acc1 cpu0 cpu1
     acc0=$(nginx_accepts)
     cpu0=0
@@ -361,13 +365,13 @@ fi
 mkdir -p "$(dirname "$OUT")"
 cp "$ROWS" "${OUT%.md}.tsv"  # raw rows, kept even if the report step fails
 python3 - "$ROWS" "$CRIT" "$EGRESS_IDLE" "$EGRESS_IDLE_ANON" "$EGRESS_AFTER" "$EGRESS_HWM" "$SQUID_RSS" "$MITM_RSS" \
-    "$DURATION" "$CONC" "$FILE_BYTES" "$LOAD_START" "$(uptime | sed 's/.*load average: //')" "${NOTES[@]+"${NOTES[@]}"}" >"$WORK/report.md" <<'PY'
+    "$DURATION" "$WARMUP" "$CONC" "$FILE_BYTES" "$LOAD_START" "$(uptime | sed 's/.*load average: //')" "${NOTES[@]+"${NOTES[@]}"}" >"$WORK/report.md" <<'PY'
 import re, statistics, sys
-rows_path, crit_path, e_idle, e_anon, e_after, e_hwm, s_rss, m_rss, dur, conc, fbytes, load0, load, *notes = sys.argv[1:]
+rows_path, crit_path, e_idle, e_anon, e_after, e_hwm, s_rss, m_rss, dur, warm, conc, fbytes, load0, load, *notes = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(rows_path) if l.strip()]
 out = []
 p = out.append
-p(f"Load: `oha -z {dur} -c {conc}` per row (after a 2000-request warm-up at the same concurrency), GET of a {fbytes}-byte static file from nginx over TLS;")
+p(f"Load: `oha -z {dur} -c {conc}` per row (after a {warm} warm-up at the same concurrency), GET of a {fbytes}-byte static file from nginx over TLS;")
 p(f"every proxy intercepts (bumps) the tunnel. Load average (1, 5, 15 min) at start: {load0}; at the end: {load}.")
 p("")
 p("| target | mode | req/s | p50 ms | p99 ms | 200 / total | upstream conns | proxy CPU µs/req |")
