@@ -30,6 +30,16 @@ wait_port() { # wait until 127.0.0.1:$1 accepts, or fail after ~15 s
     return 1
 }
 
+egress_port() { # $1 = egress-proxy's stderr log: prints the port of its "listen" address once it
+    # has logged it (it binds port 0), or nothing after ~15 s
+    local i port
+    for i in $(seq 150); do
+        port=$(grep -o '"listen":"127.0.0.1:[0-9]*"' "$1" 2>/dev/null | head -1 | grep -o '[0-9]*"$' | tr -d '"' || true)
+        if [ -n "$port" ]; then echo "$port"; return 0; fi
+        sleep 0.1
+    done
+}
+
 mkcert() { # $1 = file prefix, $2 = CN: a P-256 CA
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
         -keyout "$1.key" -out "$1.pem" -subj "/CN=$2" \

@@ -44,7 +44,7 @@ log() { echo "proxy_load: $*" >&2; }
 SOLO=setsid
 [ "${ISOLATE:-1}" = 0 ] && SOLO=env
 
-# work_dir, free_port, wait_port, mkcert, origin_certs, nginx_conf, egress_config
+# work_dir, free_port, wait_port, egress_port, mkcert, origin_certs, nginx_conf, egress_config
 . "$ROOT/benches/lib.sh"
 work_dir proxy-load
 trap 'exit 130' INT TERM
@@ -235,12 +235,7 @@ if want egress; then
         >/dev/null 2>"$WORK/egress/stderr.log" &
     EPID=$!
     PIDS+=($EPID)
-    EPORT=""
-    for _ in $(seq 150); do
-        EPORT=$(grep -o '"listen":"127.0.0.1:[0-9]*"' egress/stderr.log 2>/dev/null | head -1 | grep -o '[0-9]*"$' | tr -d '"' || true)
-        [ -n "$EPORT" ] && break
-        sleep 0.1
-    done
+    EPORT=$(egress_port egress/stderr.log)
     if [ -z "$EPORT" ]; then
         log "egress-proxy did not start:"; cat egress/stderr.log >&2
         NOTES+=("egress-proxy did not start")

@@ -57,12 +57,7 @@ for set in $(seq "$SETS"); do
     setsid env RUST_LOG=info "$EGRESS_BIN" run --config "$WORK/egress/config.toml" >/dev/null 2>egress/stderr.log &
     EPID=$!
     PIDS+=("$EPID")
-    EPORT=""
-    for _ in $(seq 150); do
-        EPORT=$(grep -o '"listen":"127.0.0.1:[0-9]*"' egress/stderr.log 2>/dev/null | head -1 | grep -o '[0-9]*"$' | tr -d '"' || true)
-        [ -n "$EPORT" ] && break
-        sleep 0.1
-    done
+    EPORT=$(egress_port egress/stderr.log)
     [ -n "$EPORT" ] || { cat egress/stderr.log >&2; exit 1; }
     ARGS=(--no-pre-lookup -x "http://127.0.0.1:$EPORT" --cacert "$WORK/egress/ca.pem")
     # shellcheck disable=SC2086 # WARMUP is a list of oha arguments
