@@ -1,6 +1,7 @@
-# Shared by the load scripts (proxy_load.sh, upload_stall.sh): the work directory and its cleanup,
-# ports, the origin's test certificates and nginx.conf, and egress-proxy's config. Sourced, not
-# run; the caller sets `set -euo pipefail`.
+# shellcheck shell=bash
+# Shared by the load scripts (proxy_load.sh, proxy_rounds.sh, upload_stall.sh): the work
+# directory and its cleanup, ports, the origin's test certificates and nginx.conf, egress-proxy's
+# config and its listen port. Sourced, not run; the caller sets `set -euo pipefail`.
 
 work_dir() { # $1 = name: WORK = a fresh temp dir; on exit the processes in PIDS are killed and
     # WORK removed (KEEP_WORK=1 keeps it)
@@ -22,8 +23,7 @@ free_port() {
 }
 
 wait_port() { # wait until 127.0.0.1:$1 accepts, or fail after ~15 s
-    local i
-    for i in $(seq 150); do
+    for _ in $(seq 150); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
@@ -32,8 +32,8 @@ wait_port() { # wait until 127.0.0.1:$1 accepts, or fail after ~15 s
 
 egress_port() { # $1 = egress-proxy's stderr log: prints the port of its "listen" address once it
     # has logged it (it binds port 0), or nothing after ~15 s
-    local i port
-    for i in $(seq 150); do
+    local port
+    for _ in $(seq 150); do
         port=$(grep -o '"listen":"127.0.0.1:[0-9]*"' "$1" 2>/dev/null | head -1 | grep -o '[0-9]*"$' | tr -d '"' || true)
         if [ -n "$port" ]; then echo "$port"; return 0; fi
         sleep 0.1

@@ -42,7 +42,7 @@ log() { echo "proxy_load: $*" >&2; }
 # service (containers, systemd units: each its own cgroup), so each gets its own group here, the
 # peers alike. Measured (docs/PERFORMANCE.md, run 23). `env` is the no-op wrapper for ISOLATE=0.
 SOLO=setsid
-[ "${ISOLATE:-1}" = 0 ] && SOLO=env
+[ "${ISOLATE:-1}" = 0 ] && SOLO="env"
 
 # work_dir, free_port, wait_port, egress_port, mkcert, origin_certs, nginx_conf, egress_config
 . "$ROOT/benches/lib.sh"
@@ -234,7 +234,7 @@ if want egress; then
     $SOLO env ${EGRESS_WORKERS:+TOKIO_WORKER_THREADS=$EGRESS_WORKERS} RUST_LOG="${EGRESS_RUST_LOG:-info}" "$EGRESS_BIN" run --config "$WORK/egress/config.toml" \
         >/dev/null 2>"$WORK/egress/stderr.log" &
     EPID=$!
-    PIDS+=($EPID)
+    PIDS+=("$EPID")
     EPORT=$(egress_port egress/stderr.log)
     if [ -z "$EPORT" ]; then
         log "egress-proxy did not start:"; cat egress/stderr.log >&2
@@ -286,7 +286,7 @@ EOF
         chown -R proxy:proxy squid 2>/dev/null || true
         $SOLO /usr/sbin/squid -N -f "$WORK/squid/squid.conf" >"$WORK/squid/stdout.log" 2>&1 &
         SPID=$!
-        PIDS+=($SPID)
+        PIDS+=("$SPID")
         if wait_port "$SQUID_PORT"; then
             sleep 1
             SQUID_ARGS=(--no-pre-lookup -x "http://127.0.0.1:$SQUID_PORT" --cacert "$WORK/squid/ca.pem")
@@ -334,7 +334,7 @@ EOF
             --set confdir="$WORK/mitm" --set ssl_verify_upstream_trusted_ca="$WORK/origin-ca.pem" \
             --set flow_detail=0 -s "$WORK/mitm/pin.py" >"$WORK/mitm/stdout.log" 2>&1 &
         MPID=$!
-        PIDS+=($MPID)
+        PIDS+=("$MPID")
         if wait_port "$MITM_PORT"; then
             sleep 1
             run_peer mitmproxy "$MPID" --no-pre-lookup -x "http://127.0.0.1:$MITM_PORT" --cacert "$WORK/mitm/mitmproxy-ca-cert.pem"

@@ -93,7 +93,7 @@ for s in $SHARDS; do
     log "shards=$s"
     TOKIO_WORKER_THREADS=$s "$EGRESS_BIN" run --config "$WORK/egress/config.toml" >/dev/null 2>"$WORK/egress.log" &
     EPID=$!
-    PIDS+=($EPID)
+    PIDS+=("$EPID")
     wait_port "$EPORT" || { cat "$WORK/egress.log" >&2; exit 1; }
     oha --no-tui -n 200 -c 4 --no-pre-lookup "${PROXY[@]}" "$URL/hello.txt" --output-format quiet >/dev/null 2>&1 || true
     ROWS+=("$(measure "$s shard(s), GETs alone")")
