@@ -149,10 +149,10 @@ run_load() {
     # Warm-up at the measured concurrency for WARMUP (default 5 s), so that the state the run
     # uses (leaf cached, upstream pooled, one upstream connection per shard) is built and the
     # process is past its start-up transient before the clock starts. Runs 1-22 warmed up with
-    # 200 requests on 4 connections, run 23 with 2000: egress-proxy's first 10 s round then came
-    # out lower than the next in 9 of 12 lab sets, with the same system calls and context
-    # switches per request; after a 10 s warm-up the first round was like the others
-    # (docs/PERFORMANCE.md, run 24). Every peer gets the same warm-up.
+    # 200 requests on 4 connections, run 23 with 2000: a fresh egress-proxy's first 10 s round
+    # then came out slower than its second in 18 of 23 lab sets (by 3 % at the median, up to
+    # 20 %); after a 10 s warm-up in 4 of 7, as chance gives (docs/PERFORMANCE.md, run 24,
+    # benches/proxy_rounds.sh). Every peer gets the same warm-up.
     $SOLO oha --no-tui -z "$WARMUP" -c "$CONC" "$@" "$URL" --output-format quiet >/dev/null 2>&1 || true
     local acc0 acc1 cpu0 cpu1
     acc0=$(nginx_accepts)
