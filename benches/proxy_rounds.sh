@@ -9,13 +9,15 @@
 # (docs/PERFORMANCE.md, run 24). Everything listens on 127.0.0.1; every process is killed on exit.
 #
 # Usage: benches/proxy_rounds.sh
-# Env:   SETS=3 ROUNDS=3 DURATION=10s CONC=16 WARMUP="-n 2000" (oha arguments: "-z 10s" for a time)
+# Env:   SETS=3 ROUNDS=3 DURATION=10s (whole seconds) CONC=16 WARMUP="-n 2000" (oha arguments: "-z 10s" for a time)
 #        EGRESS_BIN=path  EGRESS_AUDIT=path (default: a file in the work dir)  PSTAT=1
 set -euo pipefail
 
 SETS=${SETS:-3}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
+# Whole seconds: PSTAT's counting window and the per-request figures are derived from it.
+[[ $DURATION =~ ^[0-9]+s$ ]] || { echo "proxy_rounds: DURATION must be whole seconds (e.g. 10s)" >&2; exit 2; }
 CONC=${CONC:-16}
 WARMUP=${WARMUP:-"-n 2000"}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
