@@ -224,6 +224,25 @@ fn block_classifier_matches_bytewise_walk() {
     }
 }
 
+/// Runs that cross a block boundary at every split, prose around them: the screen's `carry`
+/// must bring the few bytes on one side to the block that holds the rest. (Session 23: a coarse
+/// screen that passed over blocks without a whole wide 8-byte group dropped the carry of a
+/// 16 + 7 split; the random walk above found it once in 3 000 cases, this finds it at once.)
+#[test]
+fn runs_across_block_boundaries_at_every_split() {
+    for len in MIN_RUN..MIN_RUN + 20 {
+        for start in 40..BLOCK + 8 {
+            let mut s = b"the of and to in is that for it with as was on be at by ".repeat(4);
+            s[start..start + len].fill(b'Q');
+            s[start + len] = b' ';
+            let want = naive_runs(&s);
+            let got: Vec<_> = runs(&s).iter().map(|r| (r.start, r.end)).collect();
+            assert_eq!(got, want, "len {len} at {start}");
+            assert!(got.iter().any(|&(a, b)| a <= start && b == start + len));
+        }
+    }
+}
+
 #[test]
 fn all_alignments_and_both_alphabets() {
     let secret = b"ghp_secret-material?>>";
