@@ -12,6 +12,7 @@ use crate::prefilter::{Prefilter, Target};
 use crate::required::{self, ByteSet};
 use crate::rule::{compile_packs, Rule, RuleInfo, Severity};
 use crate::scan::known::RawKnown;
+use crate::scan::plain::with_escaped_spellings;
 use crate::scan::Hit;
 use crate::tail::Tails;
 
@@ -53,6 +54,10 @@ pub struct Engine {
     pub(crate) text_only: bool,
     /// Longest match any target can produce, in decoded bytes.
     pub(crate) max_match: usize,
+    /// Views with plain JSON escapes only are scanned raw (`scan/plain.rs`): no keywordless
+    /// rule, no literal holding a `\` or a byte a plain escape decodes to (but `"` in a rule
+    /// keyword, which also goes in spelled with `\"`).
+    pub(crate) plain: bool,
     /// Benchmarks only (`matching_core_only`): no escape layer, no base64/hex runs.
     #[cfg(feature = "bench-knobs")]
     core_only: bool,
@@ -156,6 +161,7 @@ impl Engine {
             literals.extend(known_lits.iter().cloned());
             Some(RawKnown::new(known_lits)?)
         };
+        let plain = keywordless.is_empty() && with_escaped_spellings(&mut literals);
         let prefilter = Prefilter::build(literals)?;
         let (gates, gate_of) = build_gates(&rules);
         let tails = Tails::build(rules.iter().map(|r| r.tail.as_ref()));
@@ -179,6 +185,7 @@ impl Engine {
             reach,
             text_only,
             max_match,
+            plain,
             #[cfg(feature = "bench-knobs")]
             core_only: false,
         })

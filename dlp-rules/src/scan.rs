@@ -10,6 +10,7 @@ mod confirm;
 #[cfg(all(test, feature = "bench-knobs"))]
 mod core_only_tests;
 pub(crate) mod known;
+pub(crate) mod plain;
 mod runs;
 
 use confirm::Gated;
@@ -50,6 +51,10 @@ impl Engine {
         // not consulted otherwise).
         let mut pct_raw = false;
         if self.decoders() && escape::needs_normalize(hay, form) {
+            // Plain JSON escapes only (the usual LLM body): decoded around keyword hits only.
+            if self.plain && !form && escape::plain_only(hay) && self.scan_plain(hay, depth, out) {
+                return;
+            }
             let n1 = escape::normalize(hay, form, &mut v1, &mut m1);
             pct_raw = n1.percent;
             if n1.changed {
@@ -70,7 +75,7 @@ impl Engine {
         // Whether windows are re-run on the encoded layers below (see the end of this function).
         let rerun = layers == 2 || (layers == 1 && (pct_raw || form));
         let mut local = Vec::new();
-        let wins = self.windows(view, rerun, &mut local);
+        let wins = self.windows(view, rerun, None, &mut local);
         let mut gated = Gated::default();
         for &(r, ws, we, live) in &wins {
             if live {
@@ -78,7 +83,7 @@ impl Engine {
             }
         }
         if depth < MAX_DEPTH && self.decoders() {
-            self.scan_runs(view, depth, false, &mut local);
+            self.scan_runs(view, depth, false, false, &mut local);
         }
         for mut h in local {
             if layers == 2 {
@@ -163,7 +168,7 @@ impl Engine {
             }
         }
         if form && depth < MAX_DEPTH && memchr::memchr(b'+', hay).is_some() {
-            self.scan_runs(hay, depth, true, out);
+            self.scan_runs(hay, depth, true, false, out);
         }
     }
 }

@@ -27,7 +27,11 @@
 
 use std::sync::OnceLock;
 
+use regex_automata::dfa::dense::DFA;
+use regex_automata::dfa::{Automaton, StartKind};
 use regex_automata::meta::Regex;
+use regex_automata::nfa::thompson;
+use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input};
 use regex_syntax::hir::{Hir, HirKind};
 
@@ -109,7 +113,54 @@ impl RuleTail {
 struct Tail {
     rule: RuleTail,
     regex: OnceLock<Option<Regex>>,
+    /// The tail as an anchored DFA, for `live_plain`: whether it dies on the bytes before an
+    /// escape. Built on first use; `None` past its size limit (the hit then counts as live).
+    dfa: OnceLock<Option<DFA<Vec<u32>>>>,
 }
+
+/// Whether `tail`, read from `at`, fails within `view[at..stop]`: its anchored DFA reaches the
+/// dead state there (no match can start with those bytes, whatever follows them). The bytes
+/// before an escape are the decoded view's, so a tail that dies on them dies there too.
+fn dies_before(tail: &Tail, view: &[u8], at: usize, stop: usize) -> bool {
+    let Some(dfa) = tail.dfa.get_or_init(|| build_dfa(&tail.rule.pattern)) else {
+        return false;
+    };
+    let input = Input::new(view)
+        .span(at..view.len())
+        .anchored(Anchored::Yes);
+    let Ok(mut sid) = dfa.start_state_forward(&input) else {
+        return false;
+    };
+    for &b in &view[at..stop] {
+        sid = dfa.next_state(sid, b);
+        if dfa.is_dead_state(sid) {
+            return true;
+        }
+        if dfa.is_match_state(sid) || dfa.is_quit_state(sid) {
+            return false;
+        }
+    }
+    false
+}
+
+/// The DFA of a tail: the dialect of the rules' regexes (`rule::build_regex`), anchored, and
+/// small (tails are a few bounded classes; one past the limit is simply not used).
+fn build_dfa(pattern: &str) -> Option<DFA<Vec<u32>>> {
+    DFA::builder()
+        .syntax(syntax::Config::new().utf8(false).unicode(false))
+        .thompson(thompson::Config::new().utf8(false))
+        .configure(
+            DFA::config()
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(DFA_LIMIT))
+                .determinize_size_limit(Some(DFA_LIMIT)),
+        )
+        .build(pattern)
+        .ok()
+}
+
+/// Bytes a tail's DFA may take (the URL tail, the largest, needs a few KiB).
+const DFA_LIMIT: usize = 1 << 20;
 
 impl Tails {
     /// `rules[i]` = the tail of rule `i`, if it has one.
@@ -153,6 +204,7 @@ impl Tails {
                 self.tails.push(Tail {
                     rule: tail.clone(),
                     regex: OnceLock::new(),
+                    dfa: OnceLock::new(),
                 });
                 self.tails.len() - 1
             }
@@ -186,6 +238,35 @@ impl Tails {
         s: usize,
         e: usize,
     ) -> bool {
+        self.live_by(asked, rule, view, (s, e), |t| self.follows(t, view, e))
+    }
+
+    /// `live` for a hit in the raw bytes of a view with plain JSON escapes only, answering for
+    /// its decoded view (`follows_plain`).
+    #[inline]
+    pub(crate) fn live_plain(
+        &self,
+        asked: &mut Asked,
+        rule: u32,
+        view: &[u8],
+        s: usize,
+        e: usize,
+    ) -> bool {
+        self.live_by(asked, rule, view, (s, e), |t| {
+            self.follows_plain(t, view, e)
+        })
+    }
+
+    /// The literal compared and the tail read once per hit, whatever the rules behind it.
+    #[inline]
+    fn live_by(
+        &self,
+        asked: &mut Asked,
+        rule: u32,
+        view: &[u8],
+        (s, e): (usize, usize),
+        follows: impl FnOnce(u32) -> bool,
+    ) -> bool {
         let Some(&(l, t)) = self.of.get(rule as usize) else {
             return true;
         };
@@ -209,11 +290,48 @@ impl Tails {
         match asked.tail {
             Some((a, live)) if a == t => live,
             _ => {
-                let live = self.follows(t, view, e);
+                let live = follows(t);
                 asked.tail = Some((t, live));
                 live
             }
         }
+    }
+
+    /// Whether tail `t` may follow at `view[at..]` in the decoded view, `view` being the raw
+    /// bytes of a view whose only escapes are the plain JSON ones (`escape::plain_only`):
+    /// `false` only where the decoded tail surely fails. Decoding turns two raw bytes into one,
+    /// so the decoded reach of the tail comes from at most twice as many raw bytes; a byte the
+    /// tail needs (`confirm`) that those raw bytes lack is missing from the decoded reach as well
+    /// (no plain escape decodes to one: tested); where the raw reach holds no escape, the decoded
+    /// bytes are the raw ones and the tail is read as it is; else the tail must die on the bytes
+    /// before the first escape (`dies_before`).
+    fn follows_plain(&self, t: u32, view: &[u8], e: usize) -> bool {
+        let Some(tail) = self.tails.get(t as usize) else {
+            return true;
+        };
+        let Some(max) = tail.rule.max_len else {
+            return true;
+        };
+        let reach = &view[e..e.saturating_add(2 * max + 2).min(view.len())];
+        if let Some(b) = tail.rule.confirm {
+            if !crate::decode::escape::plain_output(b) && memchr::memchr(b, reach).is_none() {
+                return false;
+            }
+        }
+        let exact = &reach[..reach.len().min(max + 1)];
+        match memchr::memchr(b'\\', exact) {
+            None => self.follows(t, view, e),
+            Some(i) => !dies_before(tail, view, e, e + i),
+        }
+    }
+
+    /// Whether the windows of `rule`'s failed hits are restored where it has a live one
+    /// (`confirm::restore_dead_windows`): a rule with a tail whose windows are not droppable.
+    pub(crate) fn restores(&self, rule: u32) -> bool {
+        self.of
+            .get(rule as usize)
+            .is_some_and(|&(l, _)| l != NONE.0)
+            && !self.droppable(rule)
     }
 
     /// Whether tail `t` matches at `view[at..]` (look-arounds see the whole view, as the rule's

@@ -46,6 +46,9 @@ pub(crate) struct Run {
     pub start: usize,
     pub end: usize,
     pub wrapped: bool,
+    /// Found in the raw bytes of a view with plain JSON escapes (`find_runs_in`): its
+    /// lines may be joined across `\n` and `\r\n` escapes as well as real line breaks.
+    pub escaped: bool,
 }
 
 use crate::vector::{self, Within, BLOCK};
@@ -76,7 +79,17 @@ fn skip_chars(hay: &[u8], mut i: usize) -> usize {
 /// screened with the wide class (`vector::wide_mask`, a superset of base64 that one compare
 /// finds), and only a block with a wide run of 20 gets the full classification. Runs are
 /// measured with the masks too, never byte by byte.
-pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
+#[cfg(test)]
+pub(crate) fn find_runs(hay: &[u8], f: impl FnMut(Run)) {
+    find_runs_in(hay, false, f);
+}
+
+/// `find_runs`, or with `escaped` over the raw bytes of a view whose only escapes are plain
+/// JSON ones (`escape::plain_only`), giving the runs the decoded view has: a run never holds an
+/// escape (`\` is not base64), but one that follows an escape starts with its letter
+/// (`\nQUJD`), which is left out, and the lines of wrapped base64 are joined across `\n` and
+/// `\r\n` escapes as across the line breaks they decode to.
+pub(crate) fn find_runs_in(hay: &[u8], escaped: bool, mut f: impl FnMut(Run)) {
     let mut pos = 0;
     // Length of the run of base64 chars ending just before `pos`. After a block passed on the
     // screen it is the wide run's length instead: an upper bound, so the screen stays sound,
@@ -130,12 +143,19 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
                 },
             )
         };
-        let (b, wrapped) = extend_right(hay, a, first_end);
+        // An escape's letter glued in front is not part of the decoded run.
+        let a = if escaped && a < first_end && a > 0 && hay[a - 1] == b'\\' {
+            a + 1
+        } else {
+            a
+        };
+        let (b, wrapped) = extend_right(hay, a, first_end, escaped);
         if b - a >= MIN_RUN {
             f(Run {
                 start: a,
                 end: b,
                 wrapped,
+                escaped,
             });
         }
         // Resume just past the run: `hay[b]` is not part of any run we still have to report.
@@ -146,7 +166,7 @@ pub(crate) fn find_runs(hay: &[u8], mut f: impl FnMut(Run)) {
 
 /// The end of the run that starts at `start` and whose first line ends at `first_end` (the first
 /// byte there that is not base64), with the lines that continue it as wrapped base64.
-fn extend_right(hay: &[u8], start: usize, first_end: usize) -> (usize, bool) {
+fn extend_right(hay: &[u8], start: usize, first_end: usize, escaped: bool) -> (usize, bool) {
     let mut line_start = start;
     let mut i = first_end;
     let mut wrapped = false;
@@ -158,16 +178,29 @@ fn extend_right(hay: &[u8], start: usize, first_end: usize) -> (usize, bool) {
         if !cut && (line < MIN_WRAPPED_LINE || line & 3 != 0) {
             return (i, wrapped);
         }
-        let mut j = i;
-        if hay.get(j) == Some(&b'\r') {
-            j += 1;
-        }
-        if hay.get(j) != Some(&b'\n') || !hay.get(j + 1).is_some_and(|&b| valid(b)) {
+        let j = line_break(hay, i, b'\r', escaped).unwrap_or(i);
+        let Some(j) = line_break(hay, j, b'\n', escaped) else {
+            return (i, wrapped);
+        };
+        if !hay.get(j).is_some_and(|&b| valid(b)) {
             return (i, wrapped);
         }
         wrapped = true;
-        line_start = j + 1;
+        line_start = j;
         i = skip_chars(hay, line_start);
+    }
+}
+
+/// The position after the line-break byte `b` (`\r` or `\n`) at `at`, or after its escape
+/// (`\\r`, `\\n`) where `escaped`.
+#[inline]
+fn line_break(hay: &[u8], at: usize, b: u8, escaped: bool) -> Option<usize> {
+    match hay.get(at..) {
+        Some([c, ..]) if *c == b => Some(at + 1),
+        Some([b'\\', c, ..]) if escaped && *c == (if b == b'\n' { b'n' } else { b'r' }) => {
+            Some(at + 2)
+        }
+        _ => None,
     }
 }
 
@@ -193,13 +226,19 @@ pub(crate) fn compact<'a>(
     let mut i = run.start;
     let mut pos = run.start;
     while pos < run.end {
-        let mut breaks = view.mask(pos, |b| vector::eq2_mask(b, b'\r', b'\n')) & view.keep(pos);
+        let mut breaks = view.mask(pos, |b| vector::eq2_mask(b, b'\r', b'\n'));
+        if run.escaped {
+            breaks |= view.mask(pos, |b| vector::eq2_mask(b, b'\\', b'\\'));
+        }
+        breaks &= view.keep(pos);
         while breaks != 0 {
             let at = pos + breaks.trailing_zeros() as usize;
             breaks &= breaks - 1;
             buf.extend_from_slice(&hay[i..at]);
-            i = at + 1;
-            if hay[at] == b'\n' {
+            // A `\n` or `\r` escape (a wrapped run holds no other `\`): both bytes go.
+            let escape = hay[at] == b'\\';
+            i = at + 1 + usize::from(escape);
+            if hay[at] == b'\n' || (escape && hay.get(at + 1) == Some(&b'n')) {
                 map.push(buf.len(), i);
             }
         }

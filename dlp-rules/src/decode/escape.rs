@@ -17,6 +17,44 @@ pub(crate) fn needs_normalize(hay: &[u8], form: bool) -> bool {
     }
 }
 
+/// Whether every escape in `hay` is a plain JSON escape, one that decodes to a control byte or
+/// a quote (`\n \t \r \b \f \"`), with no `%` and no other `\`: such a view can be scanned
+/// raw, decoding only around keyword hits (`scan/plain.rs`), since outside its escapes the
+/// decoded view holds the same bytes, and no escape makes a letter, a digit or a `\`. LLM
+/// request bodies are nearly always of this kind. Not for forms (`+`).
+pub(crate) fn plain_only(hay: &[u8]) -> bool {
+    let mut block = 0;
+    while block < hay.len() {
+        let mut bits = vector::mask_from(hay, block, |b| vector::eq2_mask(b, b'\\', b'%'));
+        while bits != 0 {
+            let i = block + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if hay[i] == b'%' || !hay.get(i + 1).is_some_and(|&c| PLAIN[usize::from(c)]) {
+                return false;
+            }
+        }
+        block += BLOCK;
+    }
+    true
+}
+
+/// Whether a plain escape (`plain_only`) decodes to `b`.
+pub(crate) fn plain_output(b: u8) -> bool {
+    matches!(b, b'\n' | b'\t' | b'\r' | 0x08 | 0x0c | b'"')
+}
+
+/// The letters of the plain escapes.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'n' as usize] = true;
+    t[b't' as usize] = true;
+    t[b'r' as usize] = true;
+    t[b'b' as usize] = true;
+    t[b'f' as usize] = true;
+    t[b'"' as usize] = true;
+    t
+};
+
 /// What `normalize` learned about its input on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Normalized {

@@ -22,12 +22,24 @@ impl Engine {
     /// re-runs windows on encoded layers) or the rule's matches may reach beyond their own
     /// hit's window (`Tails::droppable`; those are found again afterwards, see
     /// `restore_dead_windows`).
-    pub(crate) fn windows(&self, view: &[u8], keep_dead: bool, out: &mut Vec<Hit>) -> Vec<Window> {
+    /// `only`: the hits (start, rule) that may open a window at all (`scan/plain.rs`: those
+    /// found live in the raw bytes around a decoded region); `None`: every hit.
+    pub(crate) fn windows(
+        &self,
+        view: &[u8],
+        keep_dead: bool,
+        only: Option<&dyn Fn(usize, u32) -> bool>,
+        out: &mut Vec<Hit>,
+    ) -> Vec<Window> {
         let mut wins: Vec<Window> = Vec::new();
         self.prefilter.for_each_hit(view, |s, e, targets| {
             let mut asked = Asked::default();
             for t in targets {
                 match *t {
+                    // A keyword spelled with `\"` (`scan/plain.rs`) is for raw bytes only: in a
+                    // decoded view the keyword itself is there to be found.
+                    Target::Rule(_) if self.plain && view[s..e].contains(&b'\\') => {}
+                    Target::Rule(r) if only.is_some_and(|keep| !keep(s, r)) => {}
                     Target::Rule(r) => {
                         let live = self.tails.live(&mut asked, r, view, s, e);
                         if live || keep_dead {

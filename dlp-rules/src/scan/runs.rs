@@ -12,8 +12,16 @@ const MIN_DECODED: usize = 8;
 impl Engine {
     /// Decodes every base64 run at its four alignments and every long hex run at its two, and
     /// scans the results one level deeper. `only_plus`: just the base64 runs containing `+`
-    /// (raw bytes of a form, whose other runs the decoded view already covers).
-    pub(super) fn scan_runs(&self, view: &[u8], depth: u8, only_plus: bool, out: &mut Vec<Hit>) {
+    /// (raw bytes of a form, whose other runs the decoded view already covers). `escaped`: `view`
+    /// is the raw bytes of a view with plain JSON escapes (`base64::find_runs_escaped`).
+    pub(super) fn scan_runs(
+        &self,
+        view: &[u8],
+        depth: u8,
+        only_plus: bool,
+        escaped: bool,
+        out: &mut Vec<Hit>,
+    ) {
         // No run fits (hex runs lie inside base64 runs): most header lines and paths end here,
         // before the buffers and the block classification are set up.
         if view.len() < base64::MIN_RUN {
@@ -26,7 +34,7 @@ impl Engine {
         let mut text = TextView::default();
         let mut regions: [Vec<(usize, usize)>; 4] = Default::default();
         let mut starts: Vec<(usize, usize)> = Vec::new();
-        base64::find_runs(view, |run| {
+        base64::find_runs_in(view, escaped, |run| {
             if only_plus && memchr::memchr(b'+', &view[run.start..run.end]).is_none() {
                 return;
             }

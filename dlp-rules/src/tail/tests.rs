@@ -187,7 +187,7 @@ fn tails_change_no_finding() {
     for (data, form) in inputs() {
         found += usize::from(!same_findings(&with, &without, &data, form).is_empty());
         pruned += usize::from(
-            with.windows(&data, true, &mut Vec::new())
+            with.windows(&data, true, None, &mut Vec::new())
                 .iter()
                 .any(|w| !w.3),
         );

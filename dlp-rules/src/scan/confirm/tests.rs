@@ -169,7 +169,7 @@ fn dead_windows_are_restored_where_the_rule_is_live() {
     assert!(rules.len() >= 2, "{rules:?}");
     let (mut live, mut hits) = (0, 0);
     for (data, _) in inputs() {
-        let wins = e.windows(&data, false, &mut Vec::new());
+        let wins = e.windows(&data, false, None, &mut Vec::new());
         for &r in &rules {
             let mine: Vec<(usize, usize)> = wins
                 .iter()
