@@ -52,7 +52,7 @@ impl Engine {
         let mut pct_raw = false;
         if self.decoders() && escape::needs_normalize(hay, form) {
             // Plain JSON escapes only (the usual LLM body): decoded around keyword hits only.
-            if self.plain && !form && escape::plain_only(hay) && self.scan_plain(hay, depth, out) {
+            if self.plain && !form && self.scan_plain(hay, depth, out) {
                 return;
             }
             let n1 = escape::normalize(hay, form, &mut v1, &mut m1);

@@ -298,7 +298,7 @@ impl Tails {
     }
 
     /// Whether tail `t` may follow at `view[at..]` in the decoded view, `view` being the raw
-    /// bytes of a view whose only escapes are the plain JSON ones (`escape::plain_only`):
+    /// bytes of a view whose only escapes are the plain JSON ones (`escape::raw_safe`):
     /// `false` only where the decoded tail surely fails. Decoding turns two raw bytes into one,
     /// so the decoded reach of the tail comes from at most twice as many raw bytes; a byte the
     /// tail needs (`confirm`) that those raw bytes lack is missing from the decoded reach as well

@@ -85,7 +85,7 @@ pub(crate) fn find_runs(hay: &[u8], f: impl FnMut(Run)) {
 }
 
 /// `find_runs`, or with `escaped` over the raw bytes of a view whose only escapes are plain
-/// JSON ones (`escape::plain_only`), giving the runs the decoded view has: a run never holds an
+/// JSON ones (`escape::raw_safe`), giving the runs the decoded view has: a run never holds an
 /// escape (`\` is not base64), but one that follows an escape starts with its letter
 /// (`\nQUJD`), which is left out, and the lines of wrapped base64 are joined across `\n` and
 /// `\r\n` escapes as across the line breaks they decode to.
@@ -144,7 +144,12 @@ pub(crate) fn find_runs_in(hay: &[u8], escaped: bool, mut f: impl FnMut(Run)) {
             )
         };
         // An escape's letter glued in front is not part of the decoded run.
-        let a = if escaped && a < first_end && a > 0 && hay[a - 1] == b'\\' {
+        let a = if escaped
+            && a < first_end
+            && a > 0
+            && hay[a - 1] == b'\\'
+            && super::escape::plain_letter(hay[a])
+        {
             a + 1
         } else {
             a

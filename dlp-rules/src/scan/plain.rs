@@ -1,4 +1,4 @@
-//! Views whose only escapes are plain JSON ones (`\n \t \r \b \f \"`, `escape::plain_only`),
+//! Views whose only escapes are plain JSON ones (`\n \t \r \b \f \"`, `escape::raw_safe`),
 //! scanned raw: the escape layer is not run over the whole view, only over the regions around
 //! keyword hits that may open a window. LLM request bodies are nearly all of this kind, with an
 //! escape every ~80 bytes, and decoding the whole view was the scan's largest cost after the
@@ -39,9 +39,10 @@ use crate::tail::Asked;
 const MARGIN: usize = 8;
 
 impl Engine {
-    /// Scans `hay` (plain escapes only) with the hits `scan_depth` would give for its decoded
-    /// view. Returns `false`, having written nothing, where a rule that restores failed windows
-    /// has a live hit: the caller then decodes the whole view.
+    /// Scans `hay` with the hits `scan_depth` would give for its decoded view, if `hay` is
+    /// `escape::raw_safe`. Returns `false`, having
+    /// written nothing, where it is not, or where a rule that restores failed windows has a
+    /// live hit: the caller then decodes the whole view.
     pub(super) fn scan_plain(&self, hay: &[u8], depth: u8, out: &mut Vec<Hit>) -> bool {
         let mut regions: Vec<(usize, usize)> = Vec::new();
         // The live hits, `(raw start, rule)`: only they open windows in a decoded region.
@@ -50,6 +51,9 @@ impl Engine {
         let mut live: Vec<(usize, u32)> = Vec::new();
         let mut known: Vec<Hit> = Vec::new();
         let mut restores = false;
+        if !escape::raw_safe(hay) {
+            return false;
+        }
         self.prefilter.for_each_hit(hay, |s, e, targets| {
             let mut asked = Asked::default();
             for t in targets {
@@ -72,7 +76,7 @@ impl Engine {
                         preview: finding::preview(&hay[s..e], &[]),
                         // At an escape's letter: the raw-bytes check's find; else the decoded
                         // view's (where every hit is labelled as escaped).
-                        encoding: if s > 0 && hay[s - 1] == b'\\' {
+                        encoding: if s > 0 && hay[s - 1] == b'\\' && escape::plain_letter(hay[s]) {
                             String::new()
                         } else {
                             "escaped".into()
@@ -85,6 +89,7 @@ impl Engine {
         if restores {
             return false;
         }
+        let from = out.len();
         out.extend(known);
         live.sort_unstable();
         regions.sort_unstable();
@@ -117,6 +122,16 @@ impl Engine {
             for mut h in runs {
                 h.encoding = join("escaped", &h.encoding);
                 out.push(h);
+            }
+        }
+        // A view whose backslashes are all kept as they are (`\q`) decodes to itself: its hits
+        // are not labelled as escaped. Asked only when there are hits.
+        if out.len() > from && !escape::decodes_any(hay) {
+            for h in &mut out[from..] {
+                h.encoding = match h.encoding.strip_prefix("escaped") {
+                    Some(rest) => rest.trim_start_matches('+').to_string(),
+                    None => std::mem::take(&mut h.encoding),
+                };
             }
         }
         true

@@ -71,6 +71,18 @@ fn pieces(e: &Engine) -> Vec<Vec<u8>> {
         b"https://github.com/rust-lang/regex/blob/master/src/lib.rs#L120",
         b"postgresql+asyncpg://admin:Sup3rS3cretPassw0rd@db.internal:5432/app",
         b"commit 9fceb02d0ae598e95dc970b74767f19372d61af8\nAuthor: Dev <dev@example.com>",
+        // Backslashes the JSON escaping above leaves alone: escapes that are none (`\q`, kept
+        // as they are), and now and then one that sends the view to the whole escape layer.
+        b"C:\\qrs\\zz",
+        b"\\",
+        b"\\",
+        b"\\",
+        b"\\",
+        b"\\u0041KIAZ3MHTQJXW5RK7PLV",
+        b"\\x41KIAZ3MHTQJXW5RK7PLV",
+        b"k\\/\\/user:Pq7zW2xv9Lm4@db.example.com",
+        b"%41",
+        b"\\/",
     ] {
         v.push(p.to_vec());
     }
@@ -111,10 +123,10 @@ fn raw_path_finds_what_the_decoded_view_does() {
                 text.extend_from_slice(&p[..cut]);
             }
             let hay = json(&text);
-            if !escape::plain_only(&hay) || !escape::needs_normalize(&hay, false) {
+            if !escape::needs_normalize(&hay, false) {
                 continue;
             }
-            raw_path += 1;
+            raw_path += usize::from(escape::raw_safe(&hay));
             let want = hits(&reference, &hay);
             let got = hits(&engine, &hay);
             found += want.len();
@@ -134,9 +146,44 @@ fn raw_path_finds_what_the_decoded_view_does() {
                 );
             }
         }
-        assert!(raw_path > 1000, "{raw_path}");
+        assert!(raw_path > 700, "{raw_path}");
         assert!(found > 1000, "{found}");
     }
+}
+
+/// The block-mask check answers as a byte-by-byte walk, an offending byte at every offset of a
+/// block, with harmless escapes around.
+#[test]
+fn raw_safe_matches_a_bytewise_walk() {
+    let mut rng = Lcg::new(5);
+    let bad: [&[u8]; 7] = [b"%", b"\\\\", b"\\/", b"\\u", b"\\x", b"\\'", b"\\"];
+    let good: [&[u8]; 5] = [b"\\n", b"\\\"", b"\\q", b"\\t", b"ab"];
+    let mut seen = [0usize; 2];
+    for len in [0usize, 1, 5, 17, 18, 19, 33, 63, 64, 65, 100, 200] {
+        for at in 0..len.max(1) {
+            let mut hay: Vec<u8> = (0..len)
+                .map(|_| b"abc -_xy"[(rng.next() % 8) as usize])
+                .collect();
+            let piece = if rng.next().is_multiple_of(3) {
+                rng.pick(&good)
+            } else {
+                rng.pick(&bad)
+            };
+            hay.splice(at.min(len)..at.min(len), piece.iter().copied());
+            let g = rng.pick(&good);
+            let p = (rng.next() as usize) % (hay.len() + 1);
+            hay.splice(p..p, g.iter().copied());
+            let want = (0..hay.len()).all(|p| escape::safe_at(&hay, p));
+            assert_eq!(
+                escape::raw_safe(&hay),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&hay)
+            );
+            seen[usize::from(want)] += 1;
+        }
+    }
+    assert!(seen[0] > 100 && seen[1] > 100, "{seen:?}");
 }
 
 #[test]
@@ -236,9 +283,26 @@ fn windows_and_tails_across_escapes() {
     }
     for case in &cases {
         let hay = json(case.as_bytes());
-        assert!(escape::plain_only(&hay));
+        assert!(escape::raw_safe(&hay));
         let want = hits(&reference, &hay);
         assert_eq!(want.len(), 1, "{case:?}: {want:?}");
         assert_eq!(hits(&e, &hay), want, "{case:?}");
+    }
+}
+
+/// Escapes that decode to a letter or a `/` send the view to the whole escape layer: the raw
+/// bytes do not hold the keyword they spell.
+#[test]
+fn escapes_that_make_keywords_are_decoded() {
+    let e = Engine::builtin().unwrap();
+    for body in [
+        r#"{"k": "\u0067hp_4Rb1yQ8wLx2ZkP0sTnV7cF3hJ9mD6eGa5uWi", "n": "a\nb"}"#,
+        r#"{"k": "\x67hp_4Rb1yQ8wLx2ZkP0sTnV7cF3hJ9mD6eGa5uWi", "n": "a\nb"}"#,
+        r#"{"k": "gh\u0070_4Rb1yQ8wLx2ZkP0sTnV7cF3hJ9mD6eGa5uWi", "n": "a\nb"}"#,
+        r#"{"u": "postgres:\/\/admin:Sup3rS3cretPassw0rd@db.internal:5432\/app", "n": "a\nb"}"#,
+    ] {
+        let got = hits(&e, body.as_bytes());
+        assert!(!got.is_empty(), "{body}");
+        assert_eq!(got, hits(&decoded_only(&e), body.as_bytes()), "{body}");
     }
 }
