@@ -41,7 +41,7 @@ impl Engine {
                     Target::Rule(_) if self.plain && view[s..e].contains(&b'\\') => {}
                     Target::Rule(r) if only.is_some_and(|keep| !keep(s, r)) => {}
                     Target::Rule(r) => {
-                        let live = self.tails.live(&mut asked, r, view, (s, e), false);
+                        let live = self.tails.live(&mut asked, r, view, s, e);
                         if live || keep_dead {
                             let (ws, we) = self.window_around(r, s, e, view.len());
                             wins.push((r, ws, we, live));

@@ -12,7 +12,7 @@
 //!   holding `"` also go in spelled with `\"` (`escaped_spellings`); a raw occurrence that takes
 //!   in an escape's letter is only an extra hit, checked like any other;
 //! - a hit opens a window only where its rule's tail may follow in the decoded bytes
-//!   (`Tails::follows_plain`); there, the raw bytes around it are decoded, twice the rule's window
+//!   (`Tails::live_plain`); there, the raw bytes around it are decoded, twice the rule's window
 //!   on each side (an escape is two raw bytes for one decoded), and the regions so found are
 //!   merged and each scanned as a view of its own. Every window of a live hit lies whole inside
 //!   its region, so its rule runs over the same bytes with the same neighbours as in the decoded
@@ -59,7 +59,7 @@ impl Engine {
             for t in targets {
                 match *t {
                     Target::Rule(r) => {
-                        if !self.tails.live(&mut asked, r, hay, (s, e), true) {
+                        if !self.tails.live_plain(&mut asked, r, hay, s, e) {
                             continue;
                         }
                         restores |= self.tails.restores(r);

@@ -273,7 +273,7 @@ fn windows_and_tails_across_escapes() {
         format!("x {value}{nl}zqend y"),
         format!("x zqfar{}\t{value} y", "\t\n".repeat(70)),
     ];
-    // A tail's rare byte is never one a plain escape decodes to (`Tails::follows_plain` would
+    // A tail's rare byte is never one a plain escape decodes to (`Tails::live_plain` would
     // otherwise have to skip its search).
     for b in 0..=255u8 {
         if escape::plain_output(b) {
