@@ -40,9 +40,8 @@ const MARGIN: usize = 8;
 
 impl Engine {
     /// Scans `hay` with the hits `scan_depth` would give for its decoded view, if `hay` is
-    /// `escape::raw_safe`. Returns `false`, having
-    /// written nothing, where it is not, or where a rule that restores failed windows has a
-    /// live hit: the caller then decodes the whole view.
+    /// `escape::raw_safe`. Returns `false`, having written nothing, where it is not, or where a
+    /// rule that restores failed windows has a live hit: the caller then decodes the whole view.
     pub(super) fn scan_plain(&self, hay: &[u8], depth: u8, out: &mut Vec<Hit>) -> bool {
         let mut regions: Vec<(usize, usize)> = Vec::new();
         // The live hits, `(raw start, rule)`: only they open windows in a decoded region.
