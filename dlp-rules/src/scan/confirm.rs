@@ -47,14 +47,7 @@ impl Engine {
                             wins.push((r, ws, we, live));
                         }
                     }
-                    Target::Known(k) => out.push(Hit {
-                        target: Target::Known(k),
-                        start: s,
-                        end: e,
-                        preview: finding::preview(&view[s..e], &[]),
-                        encoding: String::new(),
-                        validated: None,
-                    }),
+                    Target::Known(_) => out.push(super::known::hit(view, s, e, *t)),
                 }
             }
         });

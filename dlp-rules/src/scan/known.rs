@@ -106,7 +106,8 @@ fn pair(b0: u8, b1: u8) -> usize {
     usize::from(b1) << 8 | usize::from(b0)
 }
 
-fn hit(view: &[u8], start: usize, end: usize, target: Target) -> Hit {
+/// A known secret's literal found at `view[start..end]`, unlabelled.
+pub(super) fn hit(view: &[u8], start: usize, end: usize, target: Target) -> Hit {
     Hit {
         target,
         start,

@@ -30,7 +30,6 @@ use super::confirm::Gated;
 use super::{join, Hit, MAX_DEPTH};
 use crate::decode::{escape, PosMap};
 use crate::engine::Engine;
-use crate::finding;
 use crate::prefilter::Target;
 use crate::tail::Asked;
 
@@ -68,20 +67,15 @@ impl Engine {
                         let b = s.saturating_add(2 * after + MARGIN).min(hay.len());
                         regions.push((a, b));
                     }
-                    Target::Known(k) => known.push(Hit {
-                        target: Target::Known(k),
-                        start: s,
-                        end: e,
-                        preview: finding::preview(&hay[s..e], &[]),
-                        // At an escape's letter: the raw-bytes check's find; else the decoded
-                        // view's (where every hit is labelled as escaped).
-                        encoding: if s > 0 && hay[s - 1] == b'\\' && escape::plain_letter(hay[s]) {
-                            String::new()
-                        } else {
-                            "escaped".into()
-                        },
-                        validated: None,
-                    }),
+                    Target::Known(_) => {
+                        let mut h = super::known::hit(hay, s, e, *t);
+                        // Not at an escape's letter: the decoded view's find, where every hit
+                        // is labelled as escaped; at one, the raw-bytes check's (unlabelled).
+                        if !(s > 0 && hay[s - 1] == b'\\' && escape::plain_letter(hay[s])) {
+                            h.encoding = "escaped".into();
+                        }
+                        known.push(h);
+                    }
                 }
             }
         });
